@@ -1,0 +1,18 @@
+"""AWS client factories. Clients are made on first use, never at import."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Lambda retries the whole invocation; keep SDK retries short so a throttled call fails within the timeout.
+_CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+
+
+def dynamodb_client() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=_CLIENT_CONFIG)

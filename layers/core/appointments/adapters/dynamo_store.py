@@ -1,0 +1,433 @@
+"""The appointment store on one DynamoDB table.
+
+Key design (all keys are strings; times in keys use a fixed-width UTC form so they sort as text):
+
+| item         | PK                        | SK                          | indexes                            |
+|--------------|---------------------------|-----------------------------|------------------------------------|
+| appointment  | ``APPT#<id>``             | ``A``                       | by_day (day, start_key); due       |
+| history      | ``APPT#<id>``             | ``H#<version>#<n>``         |                                    |
+| outbox mail  | ``APPT#<id>``             | ``MAIL#<key>``              | due, while pending                 |
+| external ref | ``REF#<system>#<id>``     | ``REF``                     |                                    |
+| ticket link  | ``TICKET#<system>#<id>``  | ``APPT#<appointment id>``   |                                    |
+
+An appointment's state, history and mails share one partition, so the detail view is one query.
+The ``due`` index is sparse: only appointments with a next check and pending mails carry
+``due_shard``/``due_at``, so a sweep reads what is due, not the table. The document itself is the
+model's JSON in ``doc``; the other attributes are keys and filters derived from it on every write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from appointments.domain.history import HistoryEntry
+from appointments.domain.model import Appointment, ExternalRef, TicketRef
+from appointments.domain.outbox import MailStatus, OutboxMail
+from appointments.errors import (
+    AlreadyExists,
+    AppointmentNotFound,
+    ExternalRefTaken,
+    InvalidInput,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+    from appointments.domain.lifecycle import Change
+
+Item = Mapping[str, "AttributeValueTypeDef"]
+
+DUE_INDEX = "due"
+BY_DAY_INDEX = "by_day"
+APPOINTMENT_SK = "A"
+MAX_LIST_DAYS = 92
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ThrottlingError",
+    }
+)
+
+
+def key_time(value: datetime) -> str:
+    """A fixed-width UTC timestamp that sorts as text in time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def shard_of(appointment_id: str, shard_count: int) -> int:
+    digest = hashlib.sha256(appointment_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard_count
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: int) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def _appt_pk(appointment_id: str) -> str:
+    return f"APPT#{appointment_id}"
+
+
+def _ref_pk(ref: ExternalRef) -> str:
+    return f"REF#{ref.system}#{ref.id}"
+
+
+def _ticket_pk(ticket: TicketRef) -> str:
+    return f"TICKET#{ticket.system}#{ticket.id}"
+
+
+class DynamoAppointmentStore:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, due_shards: int) -> None:
+        if due_shards < 1:
+            raise ValueError("due_shards must be at least 1")
+        self._client = client
+        self._table = table_name
+        self._due_shards = due_shards
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, appointment_id: str) -> Appointment:
+        with _translated():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(APPOINTMENT_SK)},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if item is None:
+            raise AppointmentNotFound(appointment_id)
+        return _appointment_from(item)
+
+    def load(self, appointment_id: str) -> AppointmentRecord:
+        appointment: Appointment | None = None
+        history: list[HistoryEntry] = []
+        mails: list[OutboxMail] = []
+        for item in self._query_all(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": _s(_appt_pk(appointment_id))},
+            ConsistentRead=True,
+        ):
+            sk = item["SK"]["S"]
+            if sk == APPOINTMENT_SK:
+                appointment = _appointment_from(item)
+            elif sk.startswith("H#"):
+                history.append(HistoryEntry.model_validate_json(item["doc"]["S"]))
+            elif sk.startswith("MAIL#"):
+                mails.append(_mail_from(item))
+        if appointment is None:
+            raise AppointmentNotFound(appointment_id)
+        return AppointmentRecord(appointment=appointment, history=tuple(history), mails=tuple(mails))
+
+    def find_by_external_ref(self, ref: ExternalRef) -> str | None:
+        with _translated():
+            response = self._client.get_item(
+                TableName=self._table, Key={"PK": _s(_ref_pk(ref)), "SK": _s("REF")}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return None if item is None else item["appointment_id"]["S"]
+
+    def find_by_ticket(self, ticket: TicketRef) -> tuple[str, ...]:
+        items = self._query_all(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": _s(_ticket_pk(ticket))},
+            ConsistentRead=True,
+        )
+        return tuple(item["appointment_id"]["S"] for item in items)
+
+    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
+        with _translated():
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :shard AND due_at <= :until",
+                ExpressionAttributeValues={":shard": _s(f"DUE#{shard}"), ":until": _s(key_time(until))},
+                Limit=limit,
+            )
+        return tuple(_due_item_from(item) for item in response.get("Items", []))
+
+    def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
+        if start_to <= start_from:
+            raise InvalidInput("to", "must be after from")
+        days = _days(start_from, start_to)
+        if len(days) > MAX_LIST_DAYS:
+            raise InvalidInput("to", f"a listing spans at most {MAX_LIST_DAYS} days")
+        day_index, start_key = _decode_cursor(cursor, days) if cursor else (0, None)
+        items: list[Appointment] = []
+        while day_index < len(days) and len(items) < limit:
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": BY_DAY_INDEX,
+                "KeyConditionExpression": "#day = :day AND start_key BETWEEN :from AND :to",
+                "ExpressionAttributeNames": {"#day": "day"},
+                "ExpressionAttributeValues": {
+                    ":day": _s(f"DAY#{days[day_index].isoformat()}"),
+                    ":from": _s(key_time(start_from)),
+                    ":to": _s(key_time(start_to)),
+                },
+                "Limit": limit - len(items),
+            }
+            if start_key is not None:
+                query["ExclusiveStartKey"] = start_key
+            with _translated():
+                response = self._client.query(**query)
+            items.extend(_appointment_from(item) for item in response.get("Items", []))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                day_index += 1
+        next_cursor = _encode_cursor(days[day_index], start_key) if day_index < len(days) else None
+        return AppointmentPage(items=tuple(items), next_cursor=next_cursor)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def commit(self, change: Change) -> None:
+        actions: list[TransactWriteItemTypeDef] = [self._appointment_put(change)]
+        actions += [
+            self._put_new(_history_item(change.after.id, change.after.version, i, e))
+            for i, e in enumerate(change.history)
+        ]
+        actions += [self._put_new(self._mail_item(mail)) for mail in change.mails]
+        first_ref = len(actions)
+        actions += [self._put_new(_ref_item(ref, change.after.id), return_old=True) for ref in change.new_external_refs]
+        if change.new_ticket is not None:
+            actions.append(self._put_new(_ticket_item(change.new_ticket, change.after)))
+        if change.dropped_ticket is not None:
+            key = {"PK": _s(_ticket_pk(change.dropped_ticket)), "SK": _s(f"APPT#{change.after.id}")}
+            actions.append({"Delete": {"TableName": self._table, "Key": key}})
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            raise self._commit_error(error, change, first_ref) from error
+
+    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(f"MAIL#{mail_key}")},
+                UpdateExpression="SET #status = :sent, sent_at = :at REMOVE due_shard, due_at",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":sent": _s(MailStatus.SENT),
+                    ":pending": _s(MailStatus.PENDING),
+                    ":at": _s(at.astimezone(UTC).isoformat()),
+                },
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
+    # -- item building -------------------------------------------------------------------------
+
+    def _appointment_put(self, change: Change) -> TransactWriteItemTypeDef:
+        appointment = change.after
+        item: dict[str, AttributeValueTypeDef] = {
+            "PK": _s(_appt_pk(appointment.id)),
+            "SK": _s(APPOINTMENT_SK),
+            "kind": _s("appointment"),
+            "doc": _s(appointment.model_dump_json()),
+            "version": _n(appointment.version),
+            "status": _s(appointment.status),
+            "day": _s(f"DAY#{appointment.start.date().isoformat()}"),
+            "start_key": _s(f"{key_time(appointment.start)}#{appointment.id}"),
+            "technician_ids": {"L": [_s(t.id) for t in appointment.technicians]},
+        }
+        if appointment.next_due_at is not None:
+            item["due_shard"] = _s(self._due_shard(appointment.id))
+            item["due_at"] = _s(key_time(appointment.next_due_at))
+        put: dict[str, Any] = {"TableName": self._table, "Item": item, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if change.expected_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            put["ConditionExpression"] = "#version = :expected"
+            put["ExpressionAttributeNames"] = {"#version": "version"}
+            put["ExpressionAttributeValues"] = {":expected": _n(change.expected_version)}
+        return {"Put": put}  # type: ignore[typeddict-item]
+
+    def _mail_item(self, mail: OutboxMail) -> dict[str, AttributeValueTypeDef]:
+        item: dict[str, AttributeValueTypeDef] = {
+            "PK": _s(_appt_pk(mail.appointment_id)),
+            "SK": _s(f"MAIL#{mail.key}"),
+            "kind": _s("mail"),
+            "doc": _s(mail.model_dump_json(exclude={"status", "sent_at"})),
+            "status": _s(mail.status),
+        }
+        if mail.status is MailStatus.PENDING:
+            item["due_shard"] = _s(self._due_shard(mail.appointment_id))
+            item["due_at"] = _s(key_time(mail.created_at))
+        elif mail.sent_at is not None:
+            item["sent_at"] = _s(mail.sent_at.isoformat())
+        return item
+
+    def _put_new(
+        self, item: Mapping[str, AttributeValueTypeDef], *, return_old: bool = False
+    ) -> TransactWriteItemTypeDef:
+        """A put that holds only if no item has the key yet: records are written once."""
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+        if return_old:
+            put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return {"Put": put}  # type: ignore[typeddict-item]
+
+    def _due_shard(self, appointment_id: str) -> str:
+        return f"DUE#{shard_of(appointment_id, self._due_shards)}"
+
+    def _query_all(self, **query: Any) -> Iterator[Mapping[str, AttributeValueTypeDef]]:
+        start_key: Mapping[str, Any] | None = None
+        while True:
+            page_query = {"TableName": self._table, **query}
+            if start_key is not None:
+                page_query["ExclusiveStartKey"] = start_key
+            with _translated():
+                response = self._client.query(**page_query)
+            yield from response.get("Items", [])
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                return
+
+    def _commit_error(self, error: ClientError, change: Change, first_ref: int) -> Exception:
+        if _code(error) != "TransactionCanceledException":
+            return _translate(error)
+        reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+        codes = [reason.get("Code", "None") for reason in reasons]
+        if any(code in _RETRYABLE_CODES for code in codes):
+            return StoreUnavailable("the appointment store is busy; try again")
+        if "TransactionConflict" in codes:
+            return VersionConflict(change.after.id, change.expected_version or 0)
+        for index, reason in enumerate(reasons):
+            if reason.get("Code") != "ConditionalCheckFailed":
+                continue
+            if index == 0:
+                return _appointment_condition_error(change, reason.get("Item"))
+            if first_ref <= index < first_ref + len(change.new_external_refs):
+                ref = change.new_external_refs[index - first_ref]
+                holder = reason.get("Item", {}).get("appointment_id", {}).get("S")
+                return ExternalRefTaken(ref.system, ref.id, holder)
+            return AlreadyExists(f"a record of appointment {change.after.id!r} was already written")
+        return StoreError(f"appointment store transaction cancelled: {', '.join(codes)}")
+
+
+def _appointment_condition_error(change: Change, old_item: Mapping[str, Any] | None) -> Exception:
+    if change.expected_version is None:
+        return AlreadyExists(f"appointment {change.after.id!r} already exists")
+    if not old_item:
+        return AppointmentNotFound(change.after.id)
+    return VersionConflict(change.after.id, change.expected_version)
+
+
+def _history_item(
+    appointment_id: str, version: int, index: int, entry: HistoryEntry
+) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "PK": _s(_appt_pk(appointment_id)),
+        "SK": _s(f"H#{version:010d}#{index:03d}"),
+        "kind": _s("history"),
+        "doc": _s(entry.model_dump_json()),
+    }
+
+
+def _ref_item(ref: ExternalRef, appointment_id: str) -> dict[str, AttributeValueTypeDef]:
+    return {"PK": _s(_ref_pk(ref)), "SK": _s("REF"), "kind": _s("ref"), "appointment_id": _s(appointment_id)}
+
+
+def _ticket_item(ticket: TicketRef, appointment: Appointment) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "PK": _s(_ticket_pk(ticket)),
+        "SK": _s(f"APPT#{appointment.id}"),
+        "kind": _s("ticket"),
+        "appointment_id": _s(appointment.id),
+    }
+
+
+def _appointment_from(item: Mapping[str, Any]) -> Appointment:
+    return Appointment.model_validate_json(item["doc"]["S"])
+
+
+def _mail_from(item: Mapping[str, Any]) -> OutboxMail:
+    fields = json.loads(item["doc"]["S"])
+    fields["status"] = item["status"]["S"]
+    if "sent_at" in item:
+        fields["sent_at"] = item["sent_at"]["S"]
+    return OutboxMail.model_validate(fields)
+
+
+def _due_item_from(item: Mapping[str, Any]) -> DueItem:
+    appointment_id = item["PK"]["S"].removeprefix("APPT#")
+    sk: str = item["SK"]["S"]
+    due_at = datetime.strptime(item["due_at"]["S"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if sk.startswith("MAIL#"):
+        return DueItem(
+            kind=DueKind.MAIL, appointment_id=appointment_id, due_at=due_at, mail_key=sk.removeprefix("MAIL#")
+        )
+    return DueItem(kind=DueKind.APPOINTMENT, appointment_id=appointment_id, due_at=due_at)
+
+
+def _days(start_from: datetime, start_to: datetime) -> list[date]:
+    first = start_from.astimezone(UTC).date()
+    last = (start_to.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _encode_cursor(day: date, start_key: Mapping[str, Any] | None) -> str:
+    payload = {"day": day.isoformat(), "key": start_key}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, days: list[date]) -> tuple[int, dict[str, Any] | None]:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        day = date.fromisoformat(payload["day"])
+        start_key = payload["key"]
+        if start_key is not None and not (
+            isinstance(start_key, dict) and all(isinstance(v, dict) and set(v) == {"S"} for v in start_key.values())
+        ):
+            raise ValueError("bad key")
+        return days.index(day), start_key
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InvalidInput("cursor", "is not a cursor from this listing") from None
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(error: ClientError) -> Exception:
+    code = _code(error)
+    if code in _RETRYABLE_CODES:
+        return StoreUnavailable("the appointment store is busy; try again")
+    return StoreError(f"the appointment store refused the request ({code})")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """DynamoDB errors raised inside become typed errors."""
+    try:
+        yield
+    except ClientError as error:
+        raise _translate(error) from error

@@ -1,0 +1,51 @@
+"""History entries: the append-only record of everything that happened to an appointment."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from appointments.domain.model import Actor, Frozen, Status, UtcDatetime
+
+
+class Action(StrEnum):
+    """What can be done to an appointment; the verbs of the ops API and of the timed rules."""
+
+    CREATE = "create"
+    CONFIRM = "confirm"
+    RESCHEDULE = "reschedule"
+    REQUEST_RESCHEDULE = "request_reschedule"
+    REASSIGN = "reassign"
+    CANCEL = "cancel"
+    COMPLETE = "complete"
+    REOPEN = "reopen"
+    NO_SHOW = "no_show"
+    CHECK_IN = "check_in"
+    NOTE = "note"
+    CONTACT_ATTEMPT = "contact_attempt"
+    HOLD = "hold"
+    DEFER = "defer"
+    REMINDER = "reminder"
+    PRE_NOTICE = "pre_notice"
+    AUTO_CANCEL = "auto_cancel"
+
+
+class Record(StrEnum):
+    """Facts recorded in history that are not actions: nothing about the appointment changes."""
+
+    EVENT_SKIPPED = "event_skipped"  # an event older than one already applied for the same entity
+    EVENT_IGNORED = "event_ignored"  # an event that does not apply to the appointment's status
+    NOTICE_SKIPPED = "notice_skipped"  # a notice whose purpose had passed when its check ran
+    TYPE_UNMAPPED = "type_unmapped"  # a vendor type with no mapping: kept under the source's default
+    AT_RISK = "at_risk"  # unassigned too close to the start for the rules to act: ops alerted
+
+
+class HistoryEntry(Frozen):
+    at: UtcDatetime
+    actor: Actor
+    action: Action | Record
+    from_status: Status | None
+    to_status: Status
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,72 @@
+"""Mail outbox records: written in the same transaction as the change that causes them, sent after."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from appointments.domain.model import Appointment, Email, Frozen, NonEmpty, UtcDatetime
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class MailKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    RESCHEDULED = "rescheduled"
+    RESCHEDULE_REQUEST = "reschedule_request"
+    REASSIGNED = "reassigned"
+    CANCELLED = "cancelled"
+    REMINDER = "reminder"
+    PRE_NOTICE = "pre_notice"
+    NO_SHOW = "no_show"
+    CONTACT_ATTEMPT = "contact_attempt"
+    OPS_ALERT = "ops_alert"
+
+
+class MailStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+
+
+class OutboxMail(Frozen):
+    """One mail to send. ``key`` is its dedupe key within the appointment: a mail is recorded once."""
+
+    key: NonEmpty
+    appointment_id: NonEmpty
+    kind: MailKind
+    to: tuple[Email, ...] = Field(min_length=1)
+    context: dict[str, Any] = Field(default_factory=dict)
+    created_at: UtcDatetime
+    status: MailStatus = MailStatus.PENDING
+    sent_at: UtcDatetime | None = None
+
+    @classmethod
+    def notice(
+        cls, kind: MailKind, appointment: Appointment, *, to: tuple[str, ...], at: datetime, context: dict[str, Any]
+    ) -> OutboxMail:
+        """A timed notice: once per kind and start time, so a reschedule re-arms it and a retry never repeats it."""
+        return cls(
+            key=f"{kind}#{appointment.start.isoformat()}",
+            appointment_id=appointment.id,
+            kind=kind,
+            to=to,
+            context=context,
+            created_at=at,
+        )
+
+    @classmethod
+    def for_change(
+        cls, kind: MailKind, appointment: Appointment, *, to: tuple[str, ...], at: datetime, context: dict[str, Any]
+    ) -> OutboxMail:
+        """A mail caused by one change (``appointment`` is the state after it): once per version."""
+        return cls(
+            key=f"{kind}#{appointment.start.isoformat()}#v{appointment.version}",
+            appointment_id=appointment.id,
+            kind=kind,
+            to=to,
+            context=context,
+            created_at=at,
+        )

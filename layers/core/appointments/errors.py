@@ -1,0 +1,123 @@
+"""Typed errors of the product.
+
+Every failure a caller can act on is one of these classes. Each carries a stable ``code``, the HTTP
+status an API maps it to, and whether retrying the same request may succeed. Callers branch on the
+class, never on the message text; the message is for people and never holds secrets or personal data.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class AppError(Exception):
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, details: Sequence[dict[str, object]] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: tuple[dict[str, object], ...] = tuple(details)
+
+
+class NotFound(AppError):
+    code = "not_found"
+    http_status = HTTPStatus.NOT_FOUND
+
+
+class AppointmentNotFound(NotFound):
+    code = "appointment_not_found"
+
+    def __init__(self, appointment_id: str) -> None:
+        super().__init__(f"appointment {appointment_id!r} does not exist")
+        self.appointment_id = appointment_id
+
+
+class InvalidInput(AppError):
+    """Input that is well-formed but breaks a rule; the message names the field."""
+
+    code = "invalid_input"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", details=({"field": field, "message": message},))
+        self.field = field
+
+
+class UnknownAppointmentType(InvalidInput):
+    code = "unknown_appointment_type"
+
+    def __init__(self, key: str, known: Sequence[str]) -> None:
+        super().__init__("type", f"unknown appointment type {key!r}; known types: {', '.join(sorted(known))}")
+        self.key = key
+
+
+class InvalidTransition(AppError):
+    """The action is not allowed in the appointment's current status."""
+
+    code = "invalid_transition"
+    http_status = HTTPStatus.CONFLICT
+
+    def __init__(self, *, status: str, action: str, allowed: Sequence[str], reason: str | None = None) -> None:
+        allowed_text = ", ".join(allowed) if allowed else "none"
+        because = f" ({reason})" if reason else ""
+        super().__init__(
+            f"cannot {action} an appointment that is {status}{because}; allowed actions: {allowed_text}",
+            details=({"status": status, "action": action, "allowed_actions": list(allowed)},),
+        )
+        self.status = status
+        self.action = action
+        self.allowed = tuple(allowed)
+
+
+class VersionConflict(AppError):
+    """Another writer changed the appointment first; re-read and decide again."""
+
+    code = "version_conflict"
+    http_status = HTTPStatus.CONFLICT
+    retryable = True
+
+    def __init__(self, appointment_id: str, expected_version: int) -> None:
+        super().__init__(f"appointment {appointment_id!r} changed since version {expected_version}")
+        self.appointment_id = appointment_id
+        self.expected_version = expected_version
+
+
+class AlreadyExists(AppError):
+    code = "already_exists"
+    http_status = HTTPStatus.CONFLICT
+
+
+class ExternalRefTaken(AlreadyExists):
+    """The external id already belongs to an appointment: the first writer won."""
+
+    code = "external_ref_taken"
+
+    def __init__(self, system: str, external_id: str, appointment_id: str | None) -> None:
+        super().__init__(f"{system}:{external_id} already belongs to an appointment")
+        self.system = system
+        self.external_id = external_id
+        self.appointment_id = appointment_id
+
+
+class StoreUnavailable(AppError):
+    """The store is throttled or failing; the same request may succeed later."""
+
+    code = "store_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
+class ConfigError(AppError):
+    code = "config_error"
+
+
+class StoreError(AppError):
+    """The store refused a request for a reason retrying will not fix (a bug or a misconfiguration)."""
+
+    code = "store_error"

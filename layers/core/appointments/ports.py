@@ -1,0 +1,89 @@
+"""The ports services depend on. Adapters implement them on AWS; tests use in-memory fakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from appointments.domain.history import HistoryEntry
+    from appointments.domain.lifecycle import Change
+    from appointments.domain.model import Appointment, ExternalRef, TicketRef
+    from appointments.domain.outbox import OutboxMail
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class AppointmentRecord:
+    """An appointment with its history, oldest entry first, and its outbox mails."""
+
+    appointment: Appointment
+    history: tuple[HistoryEntry, ...]
+    mails: tuple[OutboxMail, ...]
+
+
+class DueKind(StrEnum):
+    APPOINTMENT = "appointment"  # a timed rule may apply
+    MAIL = "mail"  # a pending mail waits to be sent or retried
+
+
+@dataclass(frozen=True)
+class DueItem:
+    kind: DueKind
+    appointment_id: str
+    due_at: datetime
+    mail_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AppointmentPage:
+    items: tuple[Appointment, ...]
+    next_cursor: str | None
+
+
+class AppointmentStore(Protocol):
+    def get(self, appointment_id: str) -> Appointment:
+        """The current state; raises ``AppointmentNotFound``."""
+        ...
+
+    def load(self, appointment_id: str) -> AppointmentRecord:
+        """State, history and mails in one read; raises ``AppointmentNotFound``."""
+        ...
+
+    def commit(self, change: Change) -> None:
+        """Write state, history, mails and new mappings atomically.
+
+        A change with no ``before`` creates the appointment. Otherwise the write holds only if the stored
+        version is still ``change.expected_version``; else ``VersionConflict`` and nothing is written.
+        A claimed external ref that belongs to another appointment raises ``ExternalRefTaken``.
+        """
+        ...
+
+    def find_by_external_ref(self, ref: ExternalRef) -> str | None:
+        """The id of the appointment that holds ``ref``, if any."""
+        ...
+
+    def find_by_ticket(self, ticket: TicketRef) -> tuple[str, ...]:
+        """Ids of the appointments linked to ``ticket``, oldest first."""
+        ...
+
+    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
+        """Items of one due shard whose due time is at or before ``until``, earliest first."""
+        ...
+
+    def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
+        """Appointments whose start lies in ``[start_from, start_to)``, by start time, one page."""
+        ...
+
+    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
+        """Mark a pending mail sent; False when it was already sent (another sender won)."""
+        ...

@@ -1,0 +1,115 @@
+"""In-memory fakes of the ports, faithful to the adapters' contracts (the store contract tests run on both)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from appointments.adapters.dynamo_store import shard_of
+from appointments.domain.outbox import MailStatus, OutboxMail
+from appointments.errors import AlreadyExists, AppointmentNotFound, ExternalRefTaken, InvalidInput, VersionConflict
+from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from appointments.domain.history import HistoryEntry
+    from appointments.domain.lifecycle import Change
+    from appointments.domain.model import Appointment, ExternalRef, TicketRef
+
+
+class InMemoryAppointmentStore:
+    """Checks every condition first, then applies all or nothing, as a DynamoDB transaction does."""
+
+    def __init__(self, due_shards: int = 4) -> None:
+        self.due_shards = due_shards
+        self.appointments: dict[str, Appointment] = {}
+        self.history: dict[str, list[HistoryEntry]] = defaultdict(list)
+        self.mails: dict[str, dict[str, OutboxMail]] = defaultdict(dict)
+        self.refs: dict[ExternalRef, str] = {}
+        self.tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.commits = 0
+
+    def get(self, appointment_id: str) -> Appointment:
+        try:
+            return self.appointments[appointment_id]
+        except KeyError:
+            raise AppointmentNotFound(appointment_id) from None
+
+    def load(self, appointment_id: str) -> AppointmentRecord:
+        appointment = self.get(appointment_id)
+        mails = tuple(mail for _, mail in sorted(self.mails[appointment_id].items()))
+        return AppointmentRecord(appointment, tuple(self.history[appointment_id]), mails)
+
+    def commit(self, change: Change) -> None:
+        appointment_id = change.after.id
+        stored = self.appointments.get(appointment_id)
+        if change.expected_version is None:
+            if stored is not None:
+                raise AlreadyExists(f"appointment {appointment_id!r} already exists")
+        elif stored is None:
+            raise AppointmentNotFound(appointment_id)
+        elif stored.version != change.expected_version:
+            raise VersionConflict(appointment_id, change.expected_version)
+        if any(mail.key in self.mails[appointment_id] for mail in change.mails):
+            raise AlreadyExists(f"a record of appointment {appointment_id!r} was already written")
+        for ref in change.new_external_refs:
+            if ref in self.refs:
+                raise ExternalRefTaken(ref.system, ref.id, self.refs[ref])
+        self.appointments[appointment_id] = change.after
+        self.history[appointment_id].extend(change.history)
+        self.mails[appointment_id].update({mail.key: mail for mail in change.mails})
+        self.refs.update(dict.fromkeys(change.new_external_refs, appointment_id))
+        if change.dropped_ticket is not None:
+            self.tickets[(change.dropped_ticket.system, change.dropped_ticket.id)].remove(appointment_id)
+        if change.new_ticket is not None:
+            self.tickets[(change.new_ticket.system, change.new_ticket.id)].append(appointment_id)
+        self.commits += 1
+
+    def find_by_external_ref(self, ref: ExternalRef) -> str | None:
+        return self.refs.get(ref)
+
+    def find_by_ticket(self, ticket: TicketRef) -> tuple[str, ...]:
+        return tuple(self.tickets.get((ticket.system, ticket.id), ()))
+
+    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
+        items = [
+            DueItem(DueKind.APPOINTMENT, a.id, a.next_due_at)
+            for a in self.appointments.values()
+            if a.next_due_at is not None and a.next_due_at <= until and self._shard(a.id) == shard
+        ]
+        items += [
+            DueItem(DueKind.MAIL, mail.appointment_id, mail.created_at, mail.key)
+            for mails in self.mails.values()
+            for mail in mails.values()
+            if mail.status is MailStatus.PENDING
+            and mail.created_at <= until
+            and self._shard(mail.appointment_id) == shard
+        ]
+        return sorted(items, key=lambda item: item.due_at)[:limit]
+
+    def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
+        if start_to <= start_from:
+            raise InvalidInput("to", "must be after from")
+        matching = sorted(
+            (a for a in self.appointments.values() if start_from <= a.start < start_to), key=lambda a: (a.start, a.id)
+        )
+        offset = 0
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise InvalidInput("cursor", "is not a cursor from this listing")
+            offset = int(cursor)
+        page = tuple(matching[offset : offset + limit])
+        more = offset + limit < len(matching)
+        return AppointmentPage(items=page, next_cursor=str(offset + limit) if more else None)
+
+    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
+        mail = self.mails[appointment_id][mail_key]
+        if mail.status is MailStatus.SENT:
+            return False
+        self.mails[appointment_id][mail_key] = mail.model_copy(update={"status": MailStatus.SENT, "sent_at": at})
+        return True
+
+    def _shard(self, appointment_id: str) -> int:
+        return shard_of(appointment_id, self.due_shards)
