@@ -48,8 +48,8 @@ fmt: $(VENV)/.installed ## ruff format and fix imports
 fmt-check: $(VENV)/.installed ## ruff format check
 	$(VENV)/bin/ruff format --check .
 
-type: $(VENV)/.installed ## mypy strict on the package, functions, tools and tests
-	$(VENV)/bin/mypy layers/core/appointments tools tests
+type: $(VENV)/.installed ## mypy strict on the package, local runner, tools and tests
+	$(VENV)/bin/mypy layers/core/appointments localdev tools tests
 
 lint-template: $(VENV)/.installed $(SAM_VENV)/.installed ## cfn-lint, the dangling-Ref check and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml

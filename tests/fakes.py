@@ -87,7 +87,7 @@ class InMemoryAppointmentStore:
             and mail.created_at <= until
             and self._shard(mail.appointment_id) == shard
         ]
-        return sorted(items, key=lambda item: item.due_at)[:limit]
+        return tuple(sorted(items, key=lambda item: item.due_at)[:limit])
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
         if start_to <= start_from:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class NetworkBlocked(RuntimeError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +23,9 @@ from appointments.domain.model import (
 )
 from appointments.errors import InvalidInput, InvalidTransition, UnknownAppointmentType
 from tests.factories import ALEX, CATALOG, NOW, OPS, SAM, START, a_draft, an_appointment
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 S, A = Status, Action
 LATER = START + timedelta(minutes=15)  # after the start, so every action is possible in time
@@ -160,7 +163,9 @@ def test_create_only_makes_requested_or_scheduled_appointments(status: Status) -
 
 
 def test_create_makes_the_first_technician_primary_when_none_is() -> None:
-    change = lifecycle.create(a_draft(technicians=(SAM, ALEX)), appointment_id="01JD", catalog=CATALOG, at=NOW, actor=OPS)
+    change = lifecycle.create(
+        a_draft(technicians=(SAM, ALEX)), appointment_id="01JD", catalog=CATALOG, at=NOW, actor=OPS
+    )
     assert [t.primary for t in change.after.technicians] == [True, False]
     assert change.after.primary_technician == SAM.model_copy(update={"primary": True})
 
@@ -215,7 +220,9 @@ def test_cancel_by_ops_records_the_cancellation_and_coupon_and_disarms_the_check
 
 
 def test_a_system_cancel_is_recorded_as_auto_cancel() -> None:
-    change = lifecycle.cancel(an_appointment(), by=CancelledBy.SYSTEM, reason="unassigned", at=LATER, actor=Actor.system())
+    change = lifecycle.cancel(
+        an_appointment(), by=CancelledBy.SYSTEM, reason="unassigned", at=LATER, actor=Actor.system()
+    )
     assert change.history[0].action is A.AUTO_CANCEL
     assert change.history[0].actor.kind is ActorKind.SYSTEM
 

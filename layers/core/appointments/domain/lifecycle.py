@@ -196,7 +196,12 @@ def _apply(
     to_status = target_status(appointment.status, action)
     after = _evolve(appointment, at=at, status=to_status, **updates)
     entry = HistoryEntry(
-        at=at, actor=actor, action=action, from_status=appointment.status, to_status=to_status, detail=dict(detail or {})
+        at=at,
+        actor=actor,
+        action=action,
+        from_status=appointment.status,
+        to_status=to_status,
+        detail=dict(detail or {}),
     )
     return Change(before=appointment, after=after, history=(entry,))
 

@@ -1,0 +1,88 @@
+"""template.yaml: lint-clean, no dangling Refs after the SAM transform, and in step with the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cfnlint.api import ManualArgs, lint
+
+from appointments.config import Settings
+from localdev.template import TEMPLATE, load_template, resources_of_type
+from tools.template_check import findings
+
+ROOT = TEMPLATE.parent
+TEXT = TEMPLATE.read_text()
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    matches = lint(TEXT, config=ManualArgs(regions=["us-east-1"]))
+    assert [str(m) for m in matches] == []
+
+
+def test_the_transformed_template_has_no_dangling_refs() -> None:
+    assert findings(TEXT) == []
+
+
+def test_the_transform_check_catches_a_ref_plain_lint_would_miss() -> None:
+    # Given a function whose environment and policy name a table that does not exist
+    broken = TEXT.replace(
+        "\nOutputs:",
+        """
+  ProbeFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/probe/
+      Handler: app.lambda_handler
+      Environment:
+        Variables:
+          OTHER_TABLE: !Ref MissingTable
+      Policies:
+        - DynamoDBCrudPolicy: {TableName: !Ref MissingTable}
+
+Outputs:""",
+    )
+    # Then the check reports it
+    problems = findings(broken)
+    assert problems
+    assert all("MissingTable" in p for p in problems)
+
+
+def test_every_global_environment_variable_is_a_setting_and_every_required_setting_is_set() -> None:
+    template = load_template()
+    variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    aliases = {field.alias for field in Settings.model_fields.values()}
+    required = {field.alias for field in Settings.model_fields.values() if field.is_required()}
+    assert {v for v in variables if not v.startswith("POWERTOOLS_")} <= aliases
+    assert required <= variables
+
+
+def test_every_parameter_is_used() -> None:
+    template = load_template()
+    body = TEXT.split("\nResources:", 1)[1] + TEXT.split("\nGlobals:", 1)[1]
+    unused = [name for name in template["Parameters"] if not re.search(rf"!Ref {name}\b", body)]
+    assert unused == []
+
+
+def test_functions_run_python_3_13_on_arm64_with_tracing() -> None:
+    function = load_template()["Globals"]["Function"]
+    assert (function["Runtime"], function["Architectures"], function["Tracing"]) == ("python3.13", ["arm64"], "Active")
+
+
+@pytest.mark.parametrize("logical_id", list(resources_of_type(load_template(), "AWS::Serverless::LayerVersion")))
+def test_each_layer_holds_its_package_and_pinned_requirements(logical_id: str) -> None:
+    layer = resources_of_type(load_template(), "AWS::Serverless::LayerVersion")[logical_id]
+    content = ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "appointments" / "__init__.py").is_file()
+    requirements = [line.split("#")[0].strip() for line in (content / "requirements.txt").read_text().splitlines()]
+    pins = [line for line in requirements if line]
+    assert pins
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.\-]*", pin) for pin in pins), pins
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+
+
+def test_the_dev_environment_installs_the_layer_pins() -> None:
+    dev = (ROOT / "requirements" / "dev.txt").read_text()
+    assert "-r ../layers/core/requirements.txt" in dev
+    assert Path(ROOT / "layers" / "core" / "requirements.txt").is_file()

@@ -1,0 +1,55 @@
+"""Settings come from the environment the template sets; bad values stop the function clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appointments.config import Settings
+from appointments.errors import ConfigError
+
+BASE = {"TABLE_NAME": "appointments", "MAIL_FROM": "desk@msp.example", "OPS_ALERT_EMAIL": "ops@msp.example"}
+
+
+def test_defaults_are_the_designed_rule_timings() -> None:
+    settings = Settings.from_environ(BASE)
+    assert settings.reminder_offsets_hours == (24.0,)
+    assert (settings.pre_notice_hours, settings.auto_cancel_hours, settings.no_show_limit_hours) == (3.0, 1.0, 24.0)
+    assert settings.coupon_percent == 15
+    assert settings.due_shards == 4
+
+
+def test_the_template_forms_are_parsed() -> None:
+    types = [
+        {
+            "key": "server_window",
+            "name": "Server",
+            "duration_minutes": 90,
+            "mode": "remote_session",
+            "instructions": "x",
+        }
+    ]
+    settings = Settings.from_environ(
+        {**BASE, "REMINDER_OFFSETS_HOURS": "48, 24,2", "DUE_SHARDS": "8", "APPOINTMENT_TYPES": json.dumps(types)}
+    )
+    assert settings.reminder_offsets_hours == (48.0, 24.0, 2.0)
+    assert settings.due_shards == 8
+    assert "server_window" in settings.catalog()
+    assert "remote_call_in" in settings.catalog()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DUE_SHARDS", "0"), ("MAIL_FROM", "desk"), ("PRE_NOTICE_HOURS", "-3"), ("APPOINTMENT_TYPES", "[{")],
+)
+def test_a_bad_value_is_a_config_error_naming_the_setting_but_not_its_value(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_environ({**BASE, name: value})
+    assert name in raised.value.message or "APPOINTMENT_TYPES" in raised.value.message
+    assert value not in raised.value.message.replace(name, "")
+
+
+def test_a_missing_required_setting_is_named() -> None:
+    with pytest.raises(ConfigError, match="TABLE_NAME"):
+        Settings.from_environ({k: v for k, v in BASE.items() if k != "TABLE_NAME"})
