@@ -121,3 +121,34 @@ class StoreError(AppError):
     """The store refused a request for a reason retrying will not fix (a bug or a misconfiguration)."""
 
     code = "store_error"
+
+
+class InvalidSignature(AppError):
+    """A webhook's signature is missing, wrong, stale, or made with an unknown secret.
+
+    The message is the same whatever the cause, so it tells an attacker nothing.
+    """
+
+    code = "unauthorized"
+    http_status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self) -> None:
+        super().__init__("the request signature is missing or not valid")
+
+
+class MalformedPayload(AppError):
+    """The body is not JSON, or not the vendor's form at all."""
+
+    code = "malformed_payload"
+    http_status = HTTPStatus.BAD_REQUEST
+
+
+class UnsupportedPayload(AppError):
+    """JSON of the wrong shape; the message names the field."""
+
+    code = "unsupported_payload"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", details=({"field": field, "message": message},))
+        self.field = field

@@ -1,0 +1,97 @@
+"""What every source module provides, and the helpers they share."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from appointments.errors import InvalidSignature, MalformedPayload, UnsupportedPayload
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pydantic import ValidationError
+
+    from appointments.domain.events import CanonicalEvent
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook as received: header names lower-cased, the body exactly as sent."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class Source(Protocol):
+    name: str
+
+    def verify(self, request: WebhookRequest, secret: str, now: datetime) -> None:
+        """Raise ``InvalidSignature`` unless the request was signed with ``secret`` (and is fresh)."""
+        ...
+
+    def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
+        """Canonical events of a verified request; empty for an event type deliberately ignored.
+
+        Raise ``MalformedPayload`` (400) for a body that is not the vendor's JSON at all and
+        ``UnsupportedPayload`` (422, naming the field) for JSON of the wrong shape.
+        """
+        ...
+
+
+def hmac_hex(secret: str, message: bytes, digest: str = "sha256") -> str:
+    return hmac.new(secret.encode(), message, getattr(hashlib, digest)).hexdigest()
+
+
+def constant_time_equal(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def verify_timestamped_signature(
+    header: str | None, secret: str, body: bytes, now: datetime, *, tolerance_seconds: int
+) -> None:
+    """The ``t=<unix>,v1=<hex>`` scheme (Calendly, generic): HMAC-SHA256 over ``"<t>.<body>"``.
+
+    Fresh means |now - t| <= tolerance: a timestamp from the future is refused too. Several ``v1``
+    values (during a secret rotation) are accepted if any matches.
+    """
+    if not header or not secret:
+        raise InvalidSignature
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    timestamps, signatures = parts.get("t", []), parts.get("v1", [])
+    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+        raise InvalidSignature
+    signed_at = int(timestamps[0])
+    if abs(now.astimezone(UTC).timestamp() - signed_at) > tolerance_seconds:
+        raise InvalidSignature
+    expected = hmac_hex(secret, timestamps[0].encode() + b"." + body)
+    if not any(constant_time_equal(expected, signature) for signature in signatures):
+        raise InvalidSignature
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedPayload("the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedPayload("the body is not a JSON object")
+    return document
+
+
+def unsupported(error: ValidationError, prefix: str = "") -> UnsupportedPayload:
+    """The first problem pydantic found, as a 422 naming the field (never echoing the value)."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    field = f"{prefix}.{location}" if prefix and location else (prefix or location or "body")
+    return UnsupportedPayload(field, first["msg"])

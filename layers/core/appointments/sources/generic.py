@@ -1,0 +1,124 @@
+"""The generic source: the canonical JSON of DESIGN §6, for any booking page (an MSP's own "STF" page).
+
+Signed with ``X-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``, 5 minutes either way.
+Unlike the vendors, it names our appointment type key directly; the ingress checks it is a known one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
+from appointments.domain.model import (
+    CancelledBy,
+    Customer,
+    ExternalRef,
+    Links,
+    Technician,
+    TicketRef,
+    TimeZoneName,
+    UtcDatetime,
+)
+from appointments.errors import UnsupportedPayload
+from appointments.sources.base import WebhookRequest, load_json_object, unsupported, verify_timestamped_signature
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+TOLERANCE_SECONDS = 5 * 60
+SIGNATURE_HEADER = "X-Signature"
+
+_KINDS = {
+    f"appointment.{name}": kind
+    for name, kind in {
+        "requested": EventKind.REQUESTED,
+        "scheduled": EventKind.SCHEDULED,
+        "rescheduled": EventKind.RESCHEDULED,
+        "assigned": EventKind.ASSIGNED,
+        "checked_in": EventKind.CHECKED_IN,
+        "completed": EventKind.COMPLETED,
+        "no_show": EventKind.NO_SHOW,
+        "cancelled": EventKind.CANCELLED,
+    }.items()
+}
+# Kinds that describe the booking itself, so the booking's details must come with them.
+_BOOKING_KINDS = frozenset({EventKind.REQUESTED, EventKind.SCHEDULED, EventKind.RESCHEDULED})
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Appointment(_Lenient):
+    external_id: Annotated[str, Field(min_length=1, max_length=200)]
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    timezone: TimeZoneName | None = None
+    type: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    customer: Customer | None = None
+    technicians: tuple[Technician, ...] | None = None
+    ticket: TicketRef | None = None
+    links: Links = Links()
+
+
+class _Envelope(_Lenient):
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    type: str
+    occurred_at: UtcDatetime
+    appointment: _Appointment
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+    cancelled_by: CancelledBy = CancelledBy.CUSTOMER
+
+
+class GenericSource:
+    name = "generic"
+
+    def verify(self, request: WebhookRequest, secret: str, now: datetime) -> None:
+        verify_timestamped_signature(
+            request.header(SIGNATURE_HEADER), secret, request.body, now, tolerance_seconds=TOLERANCE_SECONDS
+        )
+
+    def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
+        try:
+            envelope = _Envelope.model_validate(load_json_object(request.body))
+        except ValidationError as error:
+            raise unsupported(error) from None
+        kind = _KINDS.get(envelope.type)
+        if kind is None:
+            raise UnsupportedPayload("type", f"must be one of {', '.join(_KINDS)}")
+        appointment = envelope.appointment
+        ref = ExternalRef(system=self.name, id=appointment.external_id)
+        return (
+            CanonicalEvent(
+                source=self.name,
+                delivery_id=envelope.event_id,
+                kind=kind,
+                occurred_at=envelope.occurred_at,
+                entity=f"{self.name}:{appointment.external_id}",
+                external_ref=ref,
+                ticket=appointment.ticket,
+                booking=_booking(appointment) if kind in _BOOKING_KINDS else None,
+                technicians=_technicians(appointment) if kind is EventKind.ASSIGNED else None,
+                reason=envelope.reason,
+                cancelled_by=envelope.cancelled_by if kind is EventKind.CANCELLED else None,
+            ),
+        )
+
+
+def _booking(appointment: _Appointment) -> BookingDetails:
+    missing = [name for name in ("start", "end", "timezone", "type", "customer") if getattr(appointment, name) is None]
+    if missing:
+        raise UnsupportedPayload(f"appointment.{missing[0]}", "is required for this event type")
+    fields = appointment.model_dump(exclude={"external_id"}, exclude_none=True)
+    try:
+        return BookingDetails.model_validate(fields)
+    except ValidationError as error:
+        raise unsupported(error, prefix="appointment") from None
+
+
+def _technicians(appointment: _Appointment) -> tuple[Technician, ...]:
+    if appointment.technicians is None:
+        raise UnsupportedPayload("appointment.technicians", "is required for appointment.assigned (empty = unassigned)")
+    return appointment.technicians
