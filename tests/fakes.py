@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from appointments.domain.events import CanonicalEvent
     from appointments.domain.history import HistoryEntry
     from appointments.domain.lifecycle import Change
     from appointments.domain.model import Appointment, ExternalRef, TicketRef
@@ -113,3 +114,24 @@ class InMemoryAppointmentStore:
 
     def _shard(self, appointment_id: str) -> int:
         return shard_of(appointment_id, self.due_shards)
+
+
+class DictSecrets:
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+
+    def webhook_secret(self, source: str) -> str | None:
+        return self.secrets.get(source)
+
+
+class RecordingQueue:
+    """Keeps what was queued; ``fail_with`` makes the next enqueue raise instead."""
+
+    def __init__(self) -> None:
+        self.events: list[CanonicalEvent] = []
+        self.fail_with: Exception | None = None
+
+    def enqueue(self, events: Sequence[CanonicalEvent]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.events.extend(events)

@@ -123,6 +123,30 @@ class StoreError(AppError):
     code = "store_error"
 
 
+class UnknownSource(NotFound):
+    code = "unknown_source"
+
+    def __init__(self, source: str, known: Sequence[str]) -> None:
+        super().__init__(f"no webhook source {source!r}; known sources: {', '.join(sorted(known))}")
+        self.source = source
+
+
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"the body is larger than {limit_bytes // 1024} KiB")
+
+
+class QueueUnavailable(AppError):
+    """The event could not be queued; the sender must retry (nothing was stored)."""
+
+    code = "queue_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
 class InvalidSignature(AppError):
     """A webhook's signature is missing, wrong, stale, or made with an unknown secret.
 
@@ -143,12 +167,7 @@ class MalformedPayload(AppError):
     http_status = HTTPStatus.BAD_REQUEST
 
 
-class UnsupportedPayload(AppError):
-    """JSON of the wrong shape; the message names the field."""
+class UnsupportedPayload(InvalidInput):
+    """A webhook's JSON of the wrong shape; the message names the field."""
 
     code = "unsupported_payload"
-    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", details=({"field": field, "message": message},))
-        self.field = field

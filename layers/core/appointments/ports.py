@@ -10,10 +10,23 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from appointments.domain.events import CanonicalEvent
     from appointments.domain.history import HistoryEntry
     from appointments.domain.lifecycle import Change
     from appointments.domain.model import Appointment, ExternalRef, TicketRef
     from appointments.domain.outbox import OutboxMail
+
+
+class SecretSource(Protocol):
+    def webhook_secret(self, source: str) -> str | None:
+        """The signing secret configured for ``source``; None when there is none."""
+        ...
+
+
+class EventQueue(Protocol):
+    def enqueue(self, events: Sequence[CanonicalEvent]) -> None:
+        """Queue events in order per entity, deduplicated by delivery id; raises ``QueueUnavailable``."""
+        ...
 
 
 class Clock(Protocol):

@@ -48,25 +48,13 @@ class OutboxMail(Frozen):
         cls, kind: MailKind, appointment: Appointment, *, to: tuple[str, ...], at: datetime, context: dict[str, Any]
     ) -> OutboxMail:
         """A timed notice: once per kind and start time, so a reschedule re-arms it and a retry never repeats it."""
-        return cls(
-            key=f"{kind}#{appointment.start.isoformat()}",
-            appointment_id=appointment.id,
-            kind=kind,
-            to=to,
-            context=context,
-            created_at=at,
-        )
+        key = f"{kind}#{appointment.start.isoformat()}"
+        return cls(key=key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
 
     @classmethod
     def for_change(
         cls, kind: MailKind, appointment: Appointment, *, to: tuple[str, ...], at: datetime, context: dict[str, Any]
     ) -> OutboxMail:
         """A mail caused by one change (``appointment`` is the state after it): once per version."""
-        return cls(
-            key=f"{kind}#{appointment.start.isoformat()}#v{appointment.version}",
-            appointment_id=appointment.id,
-            kind=kind,
-            to=to,
-            context=context,
-            created_at=at,
-        )
+        key = f"{kind}#{appointment.start.isoformat()}#v{appointment.version}"
+        return cls(key=key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
