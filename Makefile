@@ -49,7 +49,7 @@ fmt-check: $(VENV)/.installed ## ruff format check
 	$(VENV)/bin/ruff format --check .
 
 type: $(VENV)/.installed ## mypy strict on the package, local runner, tools and tests
-	$(VENV)/bin/mypy layers/core/appointments localdev tools tests
+	$(VENV)/bin/mypy layers/core/appointments functions localdev tools tests
 
 lint-template: $(VENV)/.installed $(SAM_VENV)/.installed ## cfn-lint, the dangling-Ref check and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml

@@ -9,7 +9,13 @@ import pytest
 from appointments.config import Settings
 from appointments.errors import ConfigError
 
-BASE = {"TABLE_NAME": "appointments", "MAIL_FROM": "desk@msp.example", "OPS_ALERT_EMAIL": "ops@msp.example"}
+BASE = {
+    "TABLE_NAME": "appointments",
+    "MAIL_FROM": "desk@msp.example",
+    "OPS_ALERT_EMAIL": "ops@msp.example",
+    "EVENT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events.fifo",
+    "WEBHOOK_SECRETS_ID": "appointment-desk/webhook-secrets",
+}
 
 
 def test_defaults_are_the_designed_rule_timings() -> None:

@@ -26,6 +26,8 @@ class Settings(BaseModel):
 
     table_name: str = Field(alias="TABLE_NAME", min_length=3)
     due_shards: int = Field(4, alias="DUE_SHARDS", ge=1, le=64)
+    event_queue_url: str = Field(alias="EVENT_QUEUE_URL", min_length=1)
+    webhook_secrets_id: str = Field(alias="WEBHOOK_SECRETS_ID", min_length=1)
     reminder_offsets_hours: tuple[Hours, ...] = Field((24.0,), alias="REMINDER_OFFSETS_HOURS")
     pre_notice_hours: Hours = Field(3.0, alias="PRE_NOTICE_HOURS")
     auto_cancel_hours: Hours = Field(1.0, alias="AUTO_CANCEL_HOURS")

@@ -139,6 +139,14 @@ class PayloadTooLarge(AppError):
         super().__init__(f"the body is larger than {limit_bytes // 1024} KiB")
 
 
+class SecretsUnavailable(AppError):
+    """The secret store could not be read; the sender must retry."""
+
+    code = "secrets_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
 class QueueUnavailable(AppError):
     """The event could not be queued; the sender must retry (nothing was stored)."""
 

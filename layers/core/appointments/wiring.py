@@ -10,14 +10,18 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
-from appointments.adapters.aws import dynamodb_client
+from appointments.adapters.aws import dynamodb_client, sqs_client
 from appointments.adapters.clock import SystemClock
 from appointments.adapters.dynamo_store import DynamoAppointmentStore
+from appointments.adapters.secrets import SecretsManagerWebhookSecrets
+from appointments.adapters.sqs_queue import SqsEventQueue
 from appointments.config import Settings
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
+from appointments.services.ingress import WebhookIngress
+from appointments.sources.generic import GenericSource
 
 
 @functools.cache
@@ -25,9 +29,22 @@ def settings() -> Settings:
     return Settings.from_environ(os.environ)
 
 
-@functools.cache
+_clock: Clock | None = None
+
+
 def clock() -> Clock:
-    return SystemClock()
+    """The system clock, unless a test or the local runner handed one in with ``use_clock``."""
+    global _clock
+    if _clock is None:
+        _clock = SystemClock()
+    return _clock
+
+
+def use_clock(replacement: Clock) -> None:
+    """Every service built from now on reads time from ``replacement`` (tests, the local runner)."""
+    global _clock
+    reset()
+    _clock = replacement
 
 
 @functools.cache
@@ -41,7 +58,22 @@ def store() -> AppointmentStore:
     return DynamoAppointmentStore(dynamodb_client(), config.table_name, due_shards=config.due_shards)
 
 
+@functools.cache
+def webhook_ingress() -> WebhookIngress:
+    config = settings()
+    sources = {source.name: source for source in (GenericSource(),)}
+    return WebhookIngress(
+        sources=sources,
+        secrets=SecretsManagerWebhookSecrets(config.webhook_secrets_id),
+        queue=SqsEventQueue(sqs_client(), config.event_queue_url),
+        clock=clock(),
+        catalog=catalog(),
+    )
+
+
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
-    for factory in (settings, clock, catalog, store):
+    global _clock
+    _clock = None
+    for factory in (settings, catalog, store, webhook_ingress):
         factory.cache_clear()

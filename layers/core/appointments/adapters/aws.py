@@ -9,6 +9,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 # Lambda retries the whole invocation; keep SDK retries short so a throttled call fails within the timeout.
 _CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
@@ -16,3 +17,7 @@ _CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect
 
 def dynamodb_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+
+
+def sqs_client() -> SQSClient:
+    return boto3.client("sqs", config=_CLIENT_CONFIG)

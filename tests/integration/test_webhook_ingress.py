@@ -1,0 +1,177 @@
+"""webhook_ingress through API Gateway events, under moto: what is queued, and what is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from appointments import wiring
+from appointments.adapters.clock import ManualClock
+from appointments.services.ingress import MAX_BODY_BYTES
+from localdev.template import functions, load_template, parameter_defaults, resolve, secrets, sqs_queues
+from tests.apigw import rest_event
+from tests.handlers import FakeLambdaContext, Handler, load_handler
+from tests.integration.conftest import template_tables
+from tests.signing import sample, timestamped_signature
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+SECRET = "whsec_generic_integration"
+NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
+LOCAL_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
+
+
+@dataclass
+class Stack:
+    handler: Handler
+    sqs: SQSClient
+    queue_url: str
+    secret_id: str
+
+    def post(self, source: str, body: bytes, headers: dict[str, str], *, base64_body: bool = False) -> dict[str, Any]:
+        event = rest_event(
+            "POST",
+            f"/webhooks/{source}",
+            resource="/webhooks/{source}",
+            path_parameters={"source": source},
+            headers={"Content-Type": "application/json", **headers},
+            body=body,
+            base64_body=base64_body,
+        )
+        return self.handler(event, FakeLambdaContext("WebhookIngressFunction"))
+
+    def queued(self) -> list[Any]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+        )
+        return response.get("Messages", [])
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    template = load_template()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        physical: dict[str, str] = {}
+        for table in template_tables():
+            dynamodb.create_table(**table.create_request)
+            physical[table.logical_id] = table.logical_id
+        arns: dict[str, str] = {}
+        for queue in sqs_queues(template):
+            attributes: dict[Any, str] = dict(queue.attributes)
+            if queue.dead_letter_queue is not None:
+                redrive = {
+                    "deadLetterTargetArn": arns[queue.dead_letter_queue],
+                    "maxReceiveCount": queue.max_receive_count,
+                }
+                attributes["RedrivePolicy"] = json.dumps(redrive)
+            url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+            physical[queue.logical_id] = url
+            arns[queue.logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
+        for logical_id in secrets(template):
+            secretsmanager.create_secret(Name=logical_id, SecretString=json.dumps({"generic": SECRET}))
+            physical[logical_id] = logical_id
+
+        [spec] = [f for f in functions(template) if f.logical_id == "WebhookIngressFunction"]
+        parameters = parameter_defaults(template, LOCAL_PARAMETERS)
+        for name, value in spec.environment.items():
+            monkeypatch.setenv(name, resolve(value, physical=physical, parameters=parameters, where=name))
+        wiring.use_clock(ManualClock(NOW))
+        yield Stack(load_handler(spec), sqs, physical["EventQueue"], "WebhookSecrets")
+        wiring.reset()
+
+
+def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"X-Signature": timestamped_signature(secret, body, NOW)}
+
+
+def error_of(response: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(response["body"])
+    assert set(document) == {"error", "request_id"}
+    assert document["request_id"]
+    return document["error"]  # type: ignore[no-any-return]
+
+
+def test_a_signed_booking_is_queued_in_its_appointments_group(stack: Stack) -> None:
+    body = sample("generic/appointment_scheduled.json")
+    response = stack.post("generic", body, signed_headers(body))
+    assert response["statusCode"] == 202
+    assert json.loads(response["body"]) == {"accepted": True, "source": "generic", "events": 1}
+    [message] = stack.queued()
+    assert message["Attributes"]["MessageGroupId"] == "generic:stf-981"
+    event = json.loads(message["Body"])
+    assert (event["kind"], event["delivery_id"]) == ("appointment.scheduled", "evt_01JDQ3F8ZB6W2Y1N7T5K4M9H2C")
+
+
+def test_three_deliveries_of_one_event_queue_it_once_and_answer_alike(stack: Stack) -> None:
+    body = sample("generic/appointment_scheduled.json")
+    responses = [stack.post("generic", body, signed_headers(body)) for _ in range(3)]
+    assert {r["statusCode"] for r in responses} == {202}
+    assert len({r["body"] for r in responses}) == 1
+    assert len(stack.queued()) == 1
+
+
+def test_a_base64_encoded_body_is_verified_on_its_decoded_bytes(stack: Stack) -> None:
+    body = sample("generic/appointment_scheduled.json")
+    response = stack.post("generic", body, signed_headers(body), base64_body=True)
+    assert response["statusCode"] == 202
+    assert len(stack.queued()) == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "headers", "status", "code"),
+    [
+        ("generic", b'{"event_id": "x"}', {"X-Signature": "t=1,v1=00"}, 401, "unauthorized"),
+        ("generic", b'{"event_id": "x"}', {}, 401, "unauthorized"),
+        ("acuity", b"{}", {}, 404, "unknown_source"),
+        ("generic", b"not json", None, 400, "malformed_payload"),
+        ("generic", b'{"event_id": "x"}', None, 422, "unsupported_payload"),
+        ("generic", b" " * (MAX_BODY_BYTES + 1), None, 413, "payload_too_large"),
+    ],
+    ids=["bad-signature", "no-signature", "unknown-source", "not-json", "wrong-shape", "too-large"],
+)
+def test_bad_input_gets_its_status_and_changes_nothing(
+    stack: Stack, source: str, body: bytes, headers: dict[str, str] | None, status: int, code: str
+) -> None:
+    response = stack.post(source, body, signed_headers(body) if headers is None else headers)
+    assert response["statusCode"] == status
+    assert error_of(response)["code"] == code
+    assert stack.queued() == []
+
+
+def test_a_refused_signature_says_nothing_that_helps_an_attacker(stack: Stack) -> None:
+    body = sample("generic/appointment_scheduled.json")
+    stale = {"X-Signature": timestamped_signature(SECRET, body, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))}
+    wrong = signed_headers(body, secret="guess")
+    errors = [error_of(stack.post("generic", body, headers)) for headers in (stale, wrong, {})]
+    assert errors[0] == errors[1] == errors[2]
+
+
+def test_an_unknown_appointment_type_is_422_naming_the_field(stack: Stack) -> None:
+    document = json.loads(sample("generic/appointment_scheduled.json"))
+    document["appointment"]["type"] = "remote_call"
+    body = json.dumps(document).encode()
+    response = stack.post("generic", body, signed_headers(body))
+    assert response["statusCode"] == 422
+    assert error_of(response)["details"][0]["field"] == "type"
+    assert stack.queued() == []
+
+
+def test_a_queue_that_cannot_take_the_event_is_503_so_the_sender_retries(stack: Stack) -> None:
+    stack.sqs.delete_queue(QueueUrl=stack.queue_url)
+    body = sample("generic/appointment_scheduled.json")
+    response = stack.post("generic", body, signed_headers(body))
+    assert response["statusCode"] == 503
+    assert error_of(response)["code"] == "queue_unavailable"
