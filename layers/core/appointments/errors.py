@@ -93,6 +93,14 @@ class AlreadyExists(AppError):
     http_status = HTTPStatus.CONFLICT
 
 
+class AppointmentNotYetKnown(AppError):
+    """An event about a booking no appointment holds yet; retried, since its creation may still be queued."""
+
+    code = "appointment_not_yet_known"
+    http_status = HTTPStatus.CONFLICT
+    retryable = True
+
+
 class ExternalRefTaken(AlreadyExists):
     """The external id already belongs to an appointment: the first writer won."""
 

@@ -203,6 +203,8 @@ class Appointment(Frozen):
     notices_sent: dict[str, UtcDatetime] = Field(default_factory=dict)
     # Per source entity, the time of the newest event applied: older events are skipped.
     applied_event_times: dict[str, UtcDatetime] = Field(default_factory=dict)
+    # Delivery ids of the latest events seen (applied, skipped or ignored): a redelivery is a no-op.
+    recent_deliveries: tuple[str, ...] = ()
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: Annotated[int, Field(ge=1)]

@@ -1,0 +1,251 @@
+"""The event processor: once each, in order per entity, never failing on a refused transition."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from appointments.adapters.clock import ManualClock
+from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
+from appointments.domain.history import Action, Record
+from appointments.domain.lifecycle import Change
+from appointments.domain.model import CancelledBy, Customer, ExternalRef, Status, TicketRef
+from appointments.domain.outbox import MailKind
+from appointments.errors import AppointmentNotYetKnown, VersionConflict
+from appointments.services.processor import EventProcessor, SourcePolicy
+from appointments.sources.base import WebhookRequest
+from appointments.sources.generic import GenericSource
+from tests.factories import CATALOG
+from tests.fakes import InMemoryAppointmentStore
+from tests.signing import sample
+
+NOW = datetime(2026, 11, 23, 10, 1, tzinfo=UTC)
+OPS_MAIL = "ops@msp.example"
+
+
+def generic_event(name: str, **changes: Any) -> CanonicalEvent:
+    document = json.loads(sample(f"generic/{name}.json"))
+    appointment_changes = changes.pop("appointment", {})
+    document.update(changes)
+    document["appointment"].update(appointment_changes)
+    [event] = GenericSource().parse(WebhookRequest(headers={}, body=json.dumps(document).encode()))
+    return event
+
+
+@pytest.fixture
+def store() -> InMemoryAppointmentStore:
+    return InMemoryAppointmentStore()
+
+
+def processor(store: InMemoryAppointmentStore, **policy: Any) -> EventProcessor:
+    return EventProcessor(store, ManualClock(NOW), CATALOG, SourcePolicy(ops_alert_email=OPS_MAIL, **policy))
+
+
+def only(store: InMemoryAppointmentStore) -> str:
+    [appointment_id] = store.appointments
+    return appointment_id
+
+
+def test_a_booking_creates_an_appointment_linked_to_its_ref_and_ticket(store: InMemoryAppointmentStore) -> None:
+    processor(store).apply(generic_event("appointment_scheduled"))
+    appointment_id = only(store)
+    record = store.load(appointment_id)
+    assert record.appointment.status is Status.SCHEDULED
+    assert store.find_by_external_ref(ExternalRef(system="generic", id="stf-981")) == appointment_id
+    assert store.find_by_ticket(TicketRef(system="autotask", id="48213")) == (appointment_id,)
+    [entry] = record.history
+    assert (entry.action, entry.actor.id, entry.detail["delivery_id"]) == (
+        Action.CREATE,
+        "generic",
+        "evt_01JDQ3F8ZB6W2Y1N7T5K4M9H2C",
+    )
+    assert record.mails == ()  # the booking page sends its own confirmation unless configured otherwise
+
+
+def test_three_deliveries_make_one_appointment_and_one_mail(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store, customer_mail_sources=frozenset({"generic"})).apply
+    for _ in range(3):
+        apply(generic_event("appointment_scheduled"))
+    record = store.load(only(store))
+    assert [m.kind for m in record.mails] == [MailKind.CONFIRMATION]
+    assert [e.action for e in record.history] == [Action.CREATE]
+    assert store.commits == 1
+
+
+def test_a_reschedule_moves_the_same_appointment(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_rescheduled"))
+    appointment = store.get(only(store))
+    assert appointment.start == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    assert [e.action for e in store.load(appointment.id).history] == [Action.CREATE, Action.RESCHEDULE]
+
+
+def test_an_older_event_is_recorded_as_skipped_and_the_newer_state_wins(store: InMemoryAppointmentStore) -> None:
+    # Given a booking, then its cancellation at 12:00
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_cancelled"))
+    # When a reschedule from 11:00 arrives late
+    apply(generic_event("appointment_rescheduled"))
+    # Then it is skipped in history, and the appointment stays cancelled at its time
+    record = store.load(only(store))
+    assert record.appointment.status is Status.CANCELLED
+    assert record.appointment.start == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SKIPPED]
+    assert record.history[-1].detail["delivery_id"] == "evt_01JDQ3H5Q7T9V1X3Z5B7D9F1H3"
+
+
+def test_a_redelivered_skipped_event_is_not_recorded_twice(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_cancelled"))
+    apply(generic_event("appointment_rescheduled"))
+    apply(generic_event("appointment_rescheduled"))
+    assert len(store.load(only(store)).history) == 3
+
+
+def test_a_transition_the_status_refuses_is_recorded_as_ignored(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_cancelled"))
+    apply(generic_event("appointment_cancelled", event_id="evt_again", occurred_at="2026-11-23T12:30:00Z"))
+    record = store.load(only(store))
+    assert record.history[-1].action is Record.EVENT_IGNORED
+    assert "cannot cancel an appointment that is cancelled" in record.history[-1].detail["reason"]
+
+
+def test_an_event_for_a_booking_not_yet_seen_is_retried_later(store: InMemoryAppointmentStore) -> None:
+    with pytest.raises(AppointmentNotYetKnown) as raised:
+        processor(store).apply(generic_event("appointment_cancelled"))
+    assert raised.value.retryable
+    assert store.appointments == {}
+
+
+def test_an_assignment_replaces_the_technicians(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled_unassigned"))
+    apply(generic_event("appointment_assigned"))
+    assert [t.id for t in store.get(only(store)).technicians] == ["t-23"]
+
+
+def test_a_cancellation_says_who_cancelled(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store, customer_mail_sources=frozenset({"generic"})).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_cancelled"))
+    record = store.load(only(store))
+    cancellation = record.appointment.cancellation
+    assert cancellation is not None
+    assert (cancellation.by, cancellation.reason) == (CancelledBy.CUSTOMER, "no longer needed")
+    assert {m.kind for m in record.mails} == {MailKind.CONFIRMATION, MailKind.CANCELLED}
+
+
+def _vendor_booking(vendor_type: str | None, *, source: str = "calcom", uid: str = "uid-1") -> CanonicalEvent:
+    return CanonicalEvent(
+        source=source,
+        delivery_id=f"BOOKING_CREATED:{uid}",
+        kind=EventKind.SCHEDULED,
+        occurred_at=NOW,
+        entity=f"{source}:{uid}",
+        external_ref=ExternalRef(system=source, id=uid),
+        booking=BookingDetails(
+            start=NOW + timedelta(hours=5),
+            end=NOW + timedelta(hours=5, minutes=30),
+            timezone="Europe/London",
+            vendor_type=vendor_type,
+            customer=Customer(name="Ana Silva", email="ana@example.com"),
+        ),
+    )
+
+
+def test_a_mapped_vendor_type_becomes_our_type(store: InMemoryAppointmentStore) -> None:
+    processor(store, type_map={"calcom": {"remote-30": "remote_session"}}).apply(_vendor_booking("remote-30"))
+    assert store.get(only(store)).type == "remote_session"
+
+
+def test_an_unmapped_vendor_type_is_kept_under_the_default_flagged_and_alerted(store: InMemoryAppointmentStore) -> None:
+    processor(store, default_types={"calcom": "remote_we_call"}).apply(_vendor_booking("mystery-15"))
+    record = store.load(only(store))
+    assert record.appointment.type == "remote_we_call"
+    assert [e.action for e in record.history] == [Action.CREATE, Record.TYPE_UNMAPPED]
+    assert record.history[1].detail == {"vendor_type": "mystery-15", "kept_as": "remote_we_call"}
+    [alert] = record.mails
+    assert (alert.kind, alert.to) == (MailKind.OPS_ALERT, (OPS_MAIL,))
+
+
+def _ticket_event(kind: EventKind, **fields: Any) -> CanonicalEvent:
+    return CanonicalEvent(
+        source="autotask",
+        delivery_id=f"guid:48213:7:{kind}",
+        kind=kind,
+        occurred_at=NOW,
+        entity="autotask:ticket:48213",
+        ticket=TicketRef(system="autotask", id="48213"),
+        **fields,
+    )
+
+
+def test_a_completed_ticket_cancels_what_is_ahead_and_completes_what_has_started(
+    store: InMemoryAppointmentStore,
+) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))  # 15:00, ahead of the clock
+    apply(
+        generic_event(
+            "appointment_scheduled",
+            event_id="evt_past",
+            appointment={"external_id": "stf-900", "start": "2026-11-23T09:00:00Z", "end": "2026-11-23T09:45:00Z"},
+        )
+    )
+    apply(_ticket_event(EventKind.TICKET_COMPLETED))
+    by_ref = {a.external_refs[0].id: a for a in store.appointments.values()}
+    assert by_ref["stf-981"].status is Status.CANCELLED
+    assert by_ref["stf-900"].status is Status.COMPLETED
+    assert by_ref["stf-900"].completion is not None and by_ref["stf-900"].completion.duration_minutes == 45
+
+
+def test_a_ticket_assignment_assigns_its_open_appointments(store: InMemoryAppointmentStore) -> None:
+    from tests.factories import ALEX
+
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(_ticket_event(EventKind.TICKET_ASSIGNED, technicians=(ALEX,)))
+    assert [t.id for t in store.get(only(store)).technicians] == [ALEX.id]
+
+
+def test_the_first_half_of_a_reschedule_is_never_a_cancellation(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    superseded = generic_event("appointment_cancelled", event_id="evt_half").model_copy(
+        update={"kind": EventKind.SUPERSEDED, "cancelled_by": None}
+    )
+    apply(superseded)
+    record = store.load(only(store))
+    assert record.appointment.status is Status.SCHEDULED
+    assert record.history[-1].action is Record.EVENT_IGNORED
+
+
+class ConflictOnce(InMemoryAppointmentStore):
+    """Another writer gets in first once: the processor must re-read and decide again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 1
+
+    def commit(self, change: Change) -> None:
+        if change.before is not None and self.conflicts:
+            self.conflicts -= 1
+            raise VersionConflict(change.after.id, change.before.version)
+        super().commit(change)
+
+
+def test_a_version_conflict_is_reread_and_applied_once() -> None:
+    store = ConflictOnce()
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(generic_event("appointment_assigned", appointment={"external_id": "stf-981"}))
+    assert store.conflicts == 0
+    assert [e.action for e in store.load(only(store)).history] == [Action.CREATE, Action.REASSIGN]
