@@ -4,93 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from appointments import wiring
-from appointments.adapters.clock import ManualClock
 from appointments.services.ingress import MAX_BODY_BYTES
-from localdev.template import functions, load_template, parameter_defaults, resolve, secrets, sqs_queues
-from tests.apigw import rest_event
-from tests.handlers import FakeLambdaContext, Handler, load_handler
-from tests.integration.conftest import template_tables
+from tests.integration.stack import GENERIC_SECRET, Stack, stack_under_moto
 from tests.signing import sample, timestamped_signature
 
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-
-SECRET = "whsec_generic_integration"
+SECRET = GENERIC_SECRET
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
-LOCAL_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
-
-
-@dataclass
-class Stack:
-    handler: Handler
-    sqs: SQSClient
-    queue_url: str
-    secret_id: str
-
-    def post(self, source: str, body: bytes, headers: dict[str, str], *, base64_body: bool = False) -> dict[str, Any]:
-        event = rest_event(
-            "POST",
-            f"/webhooks/{source}",
-            resource="/webhooks/{source}",
-            path_parameters={"source": source},
-            headers={"Content-Type": "application/json", **headers},
-            body=body,
-            base64_body=base64_body,
-        )
-        return self.handler(event, FakeLambdaContext("WebhookIngressFunction"))
-
-    def queued(self) -> list[Any]:
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
-        )
-        return response.get("Messages", [])
 
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    template = load_template()
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        physical: dict[str, str] = {}
-        for table in template_tables():
-            dynamodb.create_table(**table.create_request)
-            physical[table.logical_id] = table.logical_id
-        arns: dict[str, str] = {}
-        for queue in sqs_queues(template):
-            attributes: dict[Any, str] = dict(queue.attributes)
-            if queue.dead_letter_queue is not None:
-                redrive = {
-                    "deadLetterTargetArn": arns[queue.dead_letter_queue],
-                    "maxReceiveCount": queue.max_receive_count,
-                }
-                attributes["RedrivePolicy"] = json.dumps(redrive)
-            url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
-            physical[queue.logical_id] = url
-            arns[queue.logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-        secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
-        for logical_id in secrets(template):
-            secretsmanager.create_secret(Name=logical_id, SecretString=json.dumps({"generic": SECRET}))
-            physical[logical_id] = logical_id
-
-        [spec] = [f for f in functions(template) if f.logical_id == "WebhookIngressFunction"]
-        parameters = parameter_defaults(template, LOCAL_PARAMETERS)
-        for name, value in spec.environment.items():
-            monkeypatch.setenv(name, resolve(value, physical=physical, parameters=parameters, where=name))
-        wiring.use_clock(ManualClock(NOW))
-        yield Stack(load_handler(spec), sqs, physical["EventQueue"], "WebhookSecrets")
-        wiring.reset()
+    with stack_under_moto(monkeypatch, NOW) as built:
+        yield built
 
 
 def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:

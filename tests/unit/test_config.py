@@ -59,3 +59,33 @@ def test_a_bad_value_is_a_config_error_naming_the_setting_but_not_its_value(name
 def test_a_missing_required_setting_is_named() -> None:
     with pytest.raises(ConfigError, match="TABLE_NAME"):
         Settings.from_environ({k: v for k, v in BASE.items() if k != "TABLE_NAME"})
+
+
+def test_vendor_type_mappings_and_customer_mail_sources_are_parsed() -> None:
+    settings = Settings.from_environ(
+        {
+            **BASE,
+            "VENDOR_TYPE_MAP": json.dumps({"calcom": {"remote-30": "remote_session"}}),
+            "SOURCE_DEFAULT_TYPES": json.dumps({"calendly": "remote_we_call"}),
+            "CUSTOMER_MAIL_SOURCES": "generic, calcom",
+        }
+    )
+    assert settings.vendor_type_map == {"calcom": {"remote-30": "remote_session"}}
+    assert settings.source_default_types == {"calendly": "remote_we_call"}
+    assert settings.customer_mail_sources == frozenset({"generic", "calcom"})
+
+
+def test_empty_mappings_are_empty() -> None:
+    settings = Settings.from_environ(
+        {**BASE, "VENDOR_TYPE_MAP": "", "SOURCE_DEFAULT_TYPES": "", "CUSTOMER_MAIL_SOURCES": ""}
+    )
+    assert (settings.vendor_type_map, settings.source_default_types, settings.customer_mail_sources) == (
+        {},
+        {},
+        frozenset(),
+    )
+
+
+def test_a_mapping_to_an_unknown_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="remote_sesion"):
+        Settings.from_environ({**BASE, "SOURCE_DEFAULT_TYPES": json.dumps({"calcom": "remote_sesion"})})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
 from appointments.domain.model import Email
@@ -37,19 +37,26 @@ class Settings(BaseModel):
     coupon_percent: int = Field(15, alias="COUPON_PERCENT", ge=1, le=100)
     coupon_valid_days: int = Field(180, alias="COUPON_VALID_DAYS", ge=1, le=3650)
     appointment_types: tuple[AppointmentType, ...] = Field((), alias="APPOINTMENT_TYPES")
+    # source -> vendor type (Cal.com slug, Calendly event type URI, ...) -> our type key
+    vendor_type_map: dict[str, dict[str, str]] = Field(default_factory=dict, alias="VENDOR_TYPE_MAP")
+    # source -> our type key for bookings whose vendor type has no mapping
+    source_default_types: dict[str, str] = Field(default_factory=dict, alias="SOURCE_DEFAULT_TYPES")
+    # sources whose bookings and changes we mail the customer about (schedulers mail their own)
+    customer_mail_sources: frozenset[str] = Field(frozenset(), alias="CUSTOMER_MAIL_SOURCES")
 
-    @field_validator("reminder_offsets_hours", mode="before")
+    @field_validator("reminder_offsets_hours", "customer_mail_sources", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("appointment_types", mode="before")
+    @field_validator("appointment_types", "vendor_type_map", "source_default_types", mode="before")
     @classmethod
-    def _json_list(cls, value: Any) -> Any:
+    def _json(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else ()
+            empty: Any = () if info.field_name == "appointment_types" else {}
+            return json.loads(value) if value.strip() else empty
         return value
 
     @classmethod
@@ -62,9 +69,18 @@ class Settings(BaseModel):
     def catalog(self) -> AppointmentTypeCatalog:
         return AppointmentTypeCatalog.with_overrides(self.appointment_types)
 
+    @model_validator(mode="after")
+    def _mapped_types_are_known(self) -> Settings:
+        catalog = self.catalog()
+        named = [*self.source_default_types.values(), *(k for m in self.vendor_type_map.values() for k in m.values())]
+        unknown = sorted({key for key in named if key not in catalog})
+        if unknown:
+            raise ValueError(f"VENDOR_TYPE_MAP / SOURCE_DEFAULT_TYPES name unknown appointment types: {unknown}")
+        return self
+
 
 def _describe(exc: Exception) -> str:
     """Which settings are wrong, without echoing their values (they may be secrets)."""
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False))
-    return "APPOINTMENT_TYPES is not valid JSON"
+    return "APPOINTMENT_TYPES, VENDOR_TYPE_MAP or SOURCE_DEFAULT_TYPES is not valid JSON"

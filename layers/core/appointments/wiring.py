@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
 from appointments.services.ingress import WebhookIngress
+from appointments.services.processor import EventProcessor, SourcePolicy
 from appointments.sources.generic import GenericSource
 
 
@@ -71,9 +72,21 @@ def webhook_ingress() -> WebhookIngress:
     )
 
 
+@functools.cache
+def event_processor() -> EventProcessor:
+    config = settings()
+    policy = SourcePolicy(
+        ops_alert_email=config.ops_alert_email,
+        default_types=config.source_default_types,
+        type_map=config.vendor_type_map,
+        customer_mail_sources=config.customer_mail_sources,
+    )
+    return EventProcessor(store(), clock(), catalog(), policy)
+
+
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
     global _clock
     _clock = None
-    for factory in (settings, catalog, store, webhook_ingress):
+    for factory in (settings, catalog, store, webhook_ingress, event_processor):
         factory.cache_clear()

@@ -1,0 +1,126 @@
+"""Webhook → queue → event_processor → DynamoDB, under moto, with the real handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from appointments import wiring
+from appointments.domain.events import CanonicalEvent
+from appointments.domain.history import Action, Record
+from appointments.domain.model import ExternalRef, Status
+from appointments.domain.outbox import MailKind
+from appointments.sources.base import WebhookRequest
+from appointments.sources.generic import GenericSource
+from tests.integration.stack import Stack, stack_under_moto
+from tests.signing import sample
+from tests.sqs import sqs_record
+
+NOW = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with stack_under_moto(monkeypatch, NOW, CustomerMailSources="generic") as built:
+        yield built
+
+
+def generic_body(name: str, **changes: Any) -> bytes:
+    document = json.loads(sample(f"generic/{name}.json"))
+    document["appointment"].update(changes.pop("appointment", {}))
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+def appointment_of(external_id: str) -> str:
+    found = wiring.store().find_by_external_ref(ExternalRef(system="generic", id=external_id))
+    assert found is not None, f"no appointment holds generic:{external_id}"
+    return found
+
+
+def test_three_deliveries_of_one_booking_make_one_appointment_and_one_mail(stack: Stack) -> None:
+    body = generic_body("appointment_scheduled")
+    assert [stack.post_generic(body)["statusCode"] for _ in range(3)] == [202, 202, 202]
+    stack.drain()
+    record = wiring.store().load(appointment_of("stf-981"))
+    assert record.appointment.status is Status.SCHEDULED
+    assert [e.action for e in record.history] == [Action.CREATE]
+    assert [m.kind for m in record.mails] == [MailKind.CONFIRMATION]
+
+
+def test_three_deliveries_past_the_queues_dedupe_window_still_apply_once(stack: Stack) -> None:
+    # Given the same delivery arriving in three separate batches (as after SQS's 5-minute dedupe window)
+    body = generic_body("appointment_scheduled")
+    for _ in range(3):
+        [event] = GenericSource().parse(WebhookRequest(headers={}, body=body))
+        record = sqs_record(event.model_dump_json(), group=event.entity, dedupe="x", queue_arn=stack.queue_arn)
+        assert stack.process([record]) == []
+    record_ = wiring.store().load(appointment_of("stf-981"))
+    assert [e.action for e in record_.history] == [Action.CREATE]
+    assert len(record_.mails) == 1
+
+
+def test_out_of_order_delivery_the_newer_state_wins(stack: Stack) -> None:
+    # Given the booking, then the cancellation (12:00), then a reschedule sent at 11:00 that arrived late
+    for name in ("appointment_scheduled", "appointment_cancelled", "appointment_rescheduled"):
+        assert stack.post_generic(generic_body(name))["statusCode"] == 202
+    stack.drain()
+    record = wiring.store().load(appointment_of("stf-981"))
+    assert record.appointment.status is Status.CANCELLED
+    assert record.appointment.start == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SKIPPED]
+
+
+def _event(body: bytes) -> CanonicalEvent:
+    [event] = GenericSource().parse(WebhookRequest(headers={}, body=body))
+    return event
+
+
+def test_a_failure_mid_batch_returns_only_the_failed_records_and_a_replay_applies_each_once(stack: Stack) -> None:
+    # Given a batch whose second record is about a booking not yet seen, and whose fourth is in the same group
+    events = [
+        _event(generic_body("appointment_scheduled")),  # stf-981
+        _event(generic_body("appointment_assigned")),  # stf-982: unknown yet, fails
+        _event(generic_body("appointment_scheduled", event_id="evt_c", appointment={"external_id": "stf-983"})),
+        _event(generic_body("appointment_cancelled", event_id="evt_b_cancel", appointment={"external_id": "stf-982"})),
+    ]
+    records = [
+        sqs_record(e.model_dump_json(), group=e.entity, dedupe=e.delivery_id, queue_arn=stack.queue_arn) for e in events
+    ]
+
+    # When the processor runs it
+    failed = stack.process(records)
+
+    # Then only stf-982's two records come back (the second waits behind the first), the others are applied
+    assert failed == [records[1]["messageId"], records[3]["messageId"]]
+    assert wiring.store().get(appointment_of("stf-981")).status is Status.SCHEDULED
+    assert wiring.store().get(appointment_of("stf-983")).status is Status.SCHEDULED
+
+    # When stf-982's booking arrives and the whole batch is replayed
+    assert (
+        stack.process(
+            [
+                sqs_record(
+                    _event(generic_body("appointment_scheduled_unassigned")).model_dump_json(),
+                    group="generic:stf-982",
+                    dedupe="b",
+                    queue_arn=stack.queue_arn,
+                )
+            ]
+        )
+        == []
+    )
+    assert stack.process(records) == []
+    assert stack.process(records) == []
+
+    # Then every event was applied exactly once
+    store = wiring.store()
+    assert [e.action for e in store.load(appointment_of("stf-981")).history] == [Action.CREATE]
+    assert [e.action for e in store.load(appointment_of("stf-983")).history] == [Action.CREATE]
+    b = store.load(appointment_of("stf-982"))
+    assert [e.action for e in b.history] == [Action.CREATE, Action.REASSIGN, Action.CANCEL]
+    assert b.appointment.status is Status.CANCELLED
