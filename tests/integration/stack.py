@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 LOCAL_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
 GENERIC_SECRET = "whsec_generic_integration"
+CALCOM_SECRET = "calcom-integration-secret"
 
 
 @dataclass
@@ -53,6 +56,10 @@ class Stack:
         return self.post(
             "generic", body, {"X-Signature": timestamped_signature(GENERIC_SECRET, body, self.clock.now())}
         )
+
+    def post_calcom(self, body: bytes) -> dict[str, Any]:
+        signature = hmac.new(CALCOM_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        return self.post("calcom", body, {"X-Cal-Signature-256": signature})
 
     def queued(self) -> list[Any]:
         response = self.sqs.receive_message(
@@ -115,7 +122,9 @@ def stack_under_moto(monkeypatch: pytest.MonkeyPatch, now: datetime, **parameter
             arns[queue.logical_id] = arn
         secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
         for logical_id in secrets(template):
-            secretsmanager.create_secret(Name=logical_id, SecretString=json.dumps({"generic": GENERIC_SECRET}))
+            secretsmanager.create_secret(
+                Name=logical_id, SecretString=json.dumps({"generic": GENERIC_SECRET, "calcom": CALCOM_SECRET})
+            )
             physical[logical_id] = logical_id
 
         values = parameter_defaults(template, {**LOCAL_PARAMETERS, **parameters})

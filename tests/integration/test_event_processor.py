@@ -25,7 +25,8 @@ NOW = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with stack_under_moto(monkeypatch, NOW, CustomerMailSources="generic") as built:
+    mapping = json.dumps({"calcom": {"remote-support-call": "remote_call_in"}})
+    with stack_under_moto(monkeypatch, NOW, CustomerMailSources="generic", VendorTypeMap=mapping) as built:
         yield built
 
 
@@ -124,3 +125,28 @@ def test_a_failure_mid_batch_returns_only_the_failed_records_and_a_replay_applie
     b = store.load(appointment_of("stf-982"))
     assert [e.action for e in b.history] == [Action.CREATE, Action.REASSIGN, Action.CANCEL]
     assert b.appointment.status is Status.CANCELLED
+
+
+def test_a_calcom_reschedule_is_one_appointment_at_the_new_time(stack: Stack) -> None:
+    # Given a Cal.com booking, then its reschedule (a new uid that names the old one)
+    for name in ("booking_created", "booking_rescheduled"):
+        assert stack.post_calcom(sample(f"calcom/{name}.json"))["statusCode"] == 202
+    stack.drain()
+
+    # Then both uids lead to one appointment, at the new time
+    store = wiring.store()
+    old = store.find_by_external_ref(ExternalRef(system="calcom", id="bXk3n8QvTz2LmP4rWc7yHd"))
+    new = store.find_by_external_ref(ExternalRef(system="calcom", id="hV5wN9pQ2rS7tU3xY8zA1b"))
+    assert old is not None and old == new
+    record = store.load(old)
+    assert record.appointment.start == datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+    assert [e.action for e in record.history] == [Action.CREATE, Action.RESCHEDULE]
+
+
+def test_a_calcom_cancellation_of_the_rescheduled_booking_cancels_the_one_appointment(stack: Stack) -> None:
+    for name in ("booking_created", "booking_rescheduled", "booking_cancelled"):
+        assert stack.post_calcom(sample(f"calcom/{name}.json"))["statusCode"] == 202
+    stack.drain()
+    appointment_id = wiring.store().find_by_external_ref(ExternalRef(system="calcom", id="bXk3n8QvTz2LmP4rWc7yHd"))
+    assert appointment_id is not None
+    assert wiring.store().get(appointment_id).status is Status.CANCELLED

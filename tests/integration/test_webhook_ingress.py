@@ -105,3 +105,20 @@ def test_a_queue_that_cannot_take_the_event_is_503_so_the_sender_retries(stack: 
     response = stack.post("generic", body, signed_headers(body))
     assert response["statusCode"] == 503
     assert error_of(response)["code"] == "queue_unavailable"
+
+
+@pytest.mark.parametrize("signature", ["no-secret-provided", "0" * 64, ""])
+def test_calcom_without_a_valid_signature_is_refused(stack: Stack, signature: str) -> None:
+    body = sample("calcom/booking_created.json")
+    response = stack.post("calcom", body, {"X-Cal-Signature-256": signature} if signature else {})
+    assert response["statusCode"] == 401
+    assert stack.queued() == []
+
+
+def test_a_signed_calcom_trigger_we_ignore_is_acknowledged_and_queues_nothing(stack: Stack) -> None:
+    document = json.loads(sample("calcom/booking_created.json"))
+    document["triggerEvent"] = "MEETING_ENDED"
+    response = stack.post_calcom(json.dumps(document).encode())
+    assert response["statusCode"] == 202
+    assert json.loads(response["body"])["events"] == 0
+    assert stack.queued() == []

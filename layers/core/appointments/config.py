@@ -43,6 +43,13 @@ class Settings(BaseModel):
     source_default_types: dict[str, str] = Field(default_factory=dict, alias="SOURCE_DEFAULT_TYPES")
     # sources whose bookings and changes we mail the customer about (schedulers mail their own)
     customer_mail_sources: frozenset[str] = Field(frozenset(), alias="CUSTOMER_MAIL_SOURCES")
+    # Cal.com sends no reschedule/cancel links: they are built from the booking site's address.
+    calcom_booking_base_url: str | None = Field(None, alias="CALCOM_BOOKING_BASE_URL")
+
+    @field_validator("calcom_booking_base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("reminder_offsets_hours", "customer_mail_sources", mode="before")
     @classmethod

@@ -20,8 +20,10 @@ from appointments.config import Settings
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
+    from appointments.sources.base import Source
 from appointments.services.ingress import WebhookIngress
 from appointments.services.processor import EventProcessor, SourcePolicy
+from appointments.sources.calcom import CalcomSource
 from appointments.sources.generic import GenericSource
 
 
@@ -62,7 +64,9 @@ def store() -> AppointmentStore:
 @functools.cache
 def webhook_ingress() -> WebhookIngress:
     config = settings()
-    sources = {source.name: source for source in (GenericSource(),)}
+    sources: dict[str, Source] = {
+        source.name: source for source in (GenericSource(), CalcomSource(config.calcom_booking_base_url))
+    }
     return WebhookIngress(
         sources=sources,
         secrets=SecretsManagerWebhookSecrets(config.webhook_secrets_id),
