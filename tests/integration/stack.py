@@ -61,6 +61,9 @@ class Stack:
         signature = hmac.new(CALCOM_SECRET.encode(), body, hashlib.sha256).hexdigest()
         return self.post("calcom", body, {"X-Cal-Signature-256": signature})
 
+    def table_items(self) -> list[Any]:
+        return boto3.client("dynamodb", region_name="us-east-1").scan(TableName="AppointmentsTable")["Items"]
+
     def queued(self) -> list[Any]:
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]

@@ -79,6 +79,7 @@ def test_bad_input_gets_its_status_and_changes_nothing(
     assert response["statusCode"] == status
     assert error_of(response)["code"] == code
     assert stack.queued() == []
+    assert stack.table_items() == []
 
 
 def test_a_refused_signature_says_nothing_that_helps_an_attacker(stack: Stack) -> None:
