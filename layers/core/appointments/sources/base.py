@@ -82,7 +82,7 @@ def verify_timestamped_signature(
 def load_json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, and over-long integers
         raise MalformedPayload("the body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedPayload("the body is not a JSON object")
