@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 LOCAL_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
 GENERIC_SECRET = "whsec_generic_integration"
 CALCOM_SECRET = "calcom-integration-secret"
+CALENDLY_SECRET = "calendly-integration-signing-key"
+AUTOTASK_SECRET = "autotask-integration-secret"
+SECRETS = {"generic": GENERIC_SECRET, "calcom": CALCOM_SECRET, "calendly": CALENDLY_SECRET, "autotask": AUTOTASK_SECRET}
 
 
 @dataclass
@@ -60,6 +64,14 @@ class Stack:
     def post_calcom(self, body: bytes) -> dict[str, Any]:
         signature = hmac.new(CALCOM_SECRET.encode(), body, hashlib.sha256).hexdigest()
         return self.post("calcom", body, {"X-Cal-Signature-256": signature})
+
+    def post_calendly(self, body: bytes) -> dict[str, Any]:
+        signature = timestamped_signature(CALENDLY_SECRET, body, self.clock.now())
+        return self.post("calendly", body, {"Calendly-Webhook-Signature": signature})
+
+    def post_autotask(self, body: bytes) -> dict[str, Any]:
+        digest = hmac.new(AUTOTASK_SECRET.encode(), body, hashlib.sha1).digest()
+        return self.post("autotask", body, {"X-Hook-Signature": "sha1=" + base64.b64encode(digest).decode()})
 
     def table_items(self) -> list[Any]:
         return boto3.client("dynamodb", region_name="us-east-1").scan(TableName="AppointmentsTable")["Items"]
@@ -125,9 +137,7 @@ def stack_under_moto(monkeypatch: pytest.MonkeyPatch, now: datetime, **parameter
             arns[queue.logical_id] = arn
         secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
         for logical_id in secrets(template):
-            secretsmanager.create_secret(
-                Name=logical_id, SecretString=json.dumps({"generic": GENERIC_SECRET, "calcom": CALCOM_SECRET})
-            )
+            secretsmanager.create_secret(Name=logical_id, SecretString=json.dumps(SECRETS))
             physical[logical_id] = logical_id
 
         values = parameter_defaults(template, {**LOCAL_PARAMETERS, **parameters})

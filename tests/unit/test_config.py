@@ -89,3 +89,27 @@ def test_empty_mappings_are_empty() -> None:
 def test_a_mapping_to_an_unknown_type_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="remote_sesion"):
         Settings.from_environ({**BASE, "SOURCE_DEFAULT_TYPES": json.dumps({"calcom": "remote_sesion"})})
+
+
+def test_autotask_statuses_default_to_complete_5_and_no_no_show_mapping() -> None:
+    settings = Settings.from_environ({**BASE, "AUTOTASK_NO_SHOW_STATUS_ID": ""})
+    assert (settings.autotask_complete_status_id, settings.autotask_no_show_status_id) == ("5", None)
+
+
+def test_autotask_statuses_are_read() -> None:
+    settings = Settings.from_environ(
+        {**BASE, "AUTOTASK_COMPLETE_STATUS_ID": "13", "AUTOTASK_NO_SHOW_STATUS_ID": " 29 "}
+    )
+    assert (settings.autotask_complete_status_id, settings.autotask_no_show_status_id) == ("13", "29")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"AUTOTASK_COMPLETE_STATUS_ID": "done"}, "AUTOTASK_COMPLETE_STATUS_ID"),
+        ({"AUTOTASK_NO_SHOW_STATUS_ID": "5"}, "AUTOTASK_NO_SHOW_STATUS_ID"),
+    ],
+)
+def test_a_bad_autotask_status_is_a_config_error(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_environ({**BASE, **environ})

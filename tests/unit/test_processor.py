@@ -228,6 +228,38 @@ def test_the_first_half_of_a_reschedule_is_never_a_cancellation(store: InMemoryA
     assert record.history[-1].action is Record.EVENT_IGNORED
 
 
+def test_half_of_a_reschedule_of_a_booking_never_seen_changes_nothing_and_is_not_retried(
+    store: InMemoryAppointmentStore,
+) -> None:
+    superseded = generic_event("appointment_cancelled", event_id="evt_half").model_copy(
+        update={"kind": EventKind.SUPERSEDED, "cancelled_by": None}
+    )
+    processor(store).apply(superseded)
+    assert store.appointments == {}
+
+
+def test_an_assignment_repeating_the_technicians_is_ignored_without_a_mail(store: InMemoryAppointmentStore) -> None:
+    # Given an appointment assigned to Alex, whose customer is mailed about changes
+    from tests.factories import ALEX
+
+    apply = processor(store, customer_mail_sources=frozenset({"generic", "autotask"})).apply
+    apply(generic_event("appointment_scheduled"))
+    apply(_ticket_event(EventKind.TICKET_ASSIGNED, technicians=(ALEX,)))
+    assert [m.kind for m in store.load(only(store)).mails][-1] is MailKind.REASSIGNED
+    mails_after_the_first = len(store.load(only(store)).mails)
+
+    # When the PSA repeats the assignment, with the technician known by another name
+    repeat = _ticket_event(EventKind.TICKET_ASSIGNED, technicians=(ALEX.model_copy(update={"name": "A. Kim"}),))
+    apply(repeat.model_copy(update={"delivery_id": "repeat", "occurred_at": repeat.occurred_at + timedelta(minutes=5)}))
+
+    # Then nothing changes and nobody is mailed again
+    record = store.load(only(store))
+    assert [t.name for t in record.appointment.technicians] == [ALEX.name]
+    assert record.history[-1].action is Record.EVENT_IGNORED
+    assert record.history[-1].detail["reason"] == "the technicians are already as the event says"
+    assert len(record.mails) == mails_after_the_first
+
+
 class ConflictOnce(InMemoryAppointmentStore):
     """Another writer gets in first once: the processor must re-read and decide again."""
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
 from appointments.domain.model import Email
@@ -19,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 Hours = Annotated[float, Field(gt=0, le=24 * 14)]
+StatusId = Annotated[str, Field(pattern=r"^\s*[0-9]{1,9}\s*$"), AfterValidator(str.strip)]
 
 
 class Settings(BaseModel):
@@ -37,7 +47,7 @@ class Settings(BaseModel):
     coupon_percent: int = Field(15, alias="COUPON_PERCENT", ge=1, le=100)
     coupon_valid_days: int = Field(180, alias="COUPON_VALID_DAYS", ge=1, le=3650)
     appointment_types: tuple[AppointmentType, ...] = Field((), alias="APPOINTMENT_TYPES")
-    # source -> vendor type (Cal.com slug, Calendly event type URI, ...) -> our type key
+    # source -> vendor type (Cal.com slug, Calendly event type UUID, ...) -> our type key
     vendor_type_map: dict[str, dict[str, str]] = Field(default_factory=dict, alias="VENDOR_TYPE_MAP")
     # source -> our type key for bookings whose vendor type has no mapping
     source_default_types: dict[str, str] = Field(default_factory=dict, alias="SOURCE_DEFAULT_TYPES")
@@ -45,8 +55,11 @@ class Settings(BaseModel):
     customer_mail_sources: frozenset[str] = Field(frozenset(), alias="CUSTOMER_MAIL_SOURCES")
     # Cal.com sends no reschedule/cancel links: they are built from the booking site's address.
     calcom_booking_base_url: str | None = Field(None, alias="CALCOM_BOOKING_BASE_URL")
+    # Autotask ticket status ids: COMPLETE is the system's 5; NO-SHOW is each instance's own (unset = off).
+    autotask_complete_status_id: StatusId = Field("5", alias="AUTOTASK_COMPLETE_STATUS_ID")
+    autotask_no_show_status_id: StatusId | None = Field(None, alias="AUTOTASK_NO_SHOW_STATUS_ID")
 
-    @field_validator("calcom_booking_base_url", mode="before")
+    @field_validator("calcom_booking_base_url", "autotask_no_show_status_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -83,6 +96,8 @@ class Settings(BaseModel):
         unknown = sorted({key for key in named if key not in catalog})
         if unknown:
             raise ValueError(f"VENDOR_TYPE_MAP / SOURCE_DEFAULT_TYPES name unknown appointment types: {unknown}")
+        if self.autotask_complete_status_id == self.autotask_no_show_status_id:
+            raise ValueError("AUTOTASK_NO_SHOW_STATUS_ID must differ from AUTOTASK_COMPLETE_STATUS_ID")
         return self
 
 

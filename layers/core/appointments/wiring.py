@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from appointments.sources.base import Source
 from appointments.services.ingress import WebhookIngress
 from appointments.services.processor import EventProcessor, SourcePolicy
+from appointments.sources.autotask import AutotaskSource
 from appointments.sources.calcom import CalcomSource
+from appointments.sources.calendly import CalendlySource
 from appointments.sources.generic import GenericSource
 
 
@@ -65,7 +67,16 @@ def store() -> AppointmentStore:
 def webhook_ingress() -> WebhookIngress:
     config = settings()
     sources: dict[str, Source] = {
-        source.name: source for source in (GenericSource(), CalcomSource(config.calcom_booking_base_url))
+        source.name: source
+        for source in (
+            GenericSource(),
+            CalcomSource(config.calcom_booking_base_url),
+            CalendlySource(),
+            AutotaskSource(
+                complete_status_id=config.autotask_complete_status_id,
+                no_show_status_id=config.autotask_no_show_status_id,
+            ),
+        )
     }
     return WebhookIngress(
         sources=sources,

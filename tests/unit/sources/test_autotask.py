@@ -16,7 +16,7 @@ from appointments.domain.model import Technician, TicketRef
 from appointments.errors import ConfigError, InvalidSignature, MalformedPayload, UnsupportedPayload
 from appointments.sources.autotask import AutotaskSource, autotask_escaped
 from appointments.sources.base import WebhookRequest
-from tests.signing import sample
+from tests.signing import one_byte_changed, sample
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,11 +73,6 @@ def changed(name: str, *, drop: str | None = None, fields: dict[str, Any] | None
 
 def parse_body(body: bytes, source: AutotaskSource = SOURCE) -> tuple[CanonicalEvent, ...]:
     return source.parse(signed(body))
-
-
-def one_byte_changed(body: bytes) -> bytes:
-    middle = len(body) // 2
-    return body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
 
 
 # --- signature

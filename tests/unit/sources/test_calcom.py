@@ -15,7 +15,7 @@ from appointments.domain.model import Answer, CancelledBy, Customer, ExternalRef
 from appointments.errors import InvalidSignature, MalformedPayload, UnsupportedPayload
 from appointments.sources.base import WebhookRequest
 from appointments.sources.calcom import CalcomSource
-from tests.signing import sample
+from tests.signing import one_byte_changed, sample
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,11 +59,6 @@ def changed(name: str, *, drop: str | None = None, **payload: Any) -> bytes:
 
 def parse_body(body: bytes, source: CalcomSource = SOURCE) -> tuple[CanonicalEvent, ...]:
     return source.parse(signed(body))
-
-
-def one_byte_changed(body: bytes) -> bytes:
-    middle = len(body) // 2
-    return body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
 
 
 # --- signature

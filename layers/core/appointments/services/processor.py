@@ -21,7 +21,7 @@ from appointments.domain.events import EventKind
 from appointments.domain.history import HistoryEntry, Record
 from appointments.domain.ids import new_ulid
 from appointments.domain.lifecycle import AppointmentDraft, Change
-from appointments.domain.model import Actor, CancelledBy, Status
+from appointments.domain.model import Actor, CancelledBy, Status, with_primary
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.errors import AppointmentNotYetKnown, ExternalRefTaken, InvalidTransition, VersionConflict
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.domain.events import CanonicalEvent
-    from appointments.domain.model import Appointment
+    from appointments.domain.model import Appointment, Technician
     from appointments.ports import AppointmentStore, Clock
 
 MAX_RECENT_DELIVERIES = 50
@@ -92,6 +92,9 @@ class EventProcessor:
             self._update(appointment_id, event)
         elif event.kind in _CREATING:
             self._store.commit(self._create(event))
+        elif event.kind is EventKind.SUPERSEDED:
+            # Half of a reschedule of a booking we never held: the other half creates it, nothing to wait for.
+            return
         else:
             raise AppointmentNotYetKnown(f"no appointment holds {event.external_ref} yet")
 
@@ -177,9 +180,7 @@ class EventProcessor:
             detail = {**_event_detail(event), "reason": "the first half of a reschedule, not a cancellation"}
             return lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
         if kind in (EventKind.ASSIGNED, EventKind.TICKET_ASSIGNED):
-            self._require(appointment, kind, appointment.status in _OPEN, "the appointment is no longer open")
-            change = lifecycle.reassign(appointment, event.technicians or (), at=at, actor=actor)
-            return self._with_customer_mail(change, event, MailKind.REASSIGNED)
+            return self._assigned(appointment, event)
         if kind is EventKind.CHECKED_IN:
             return lifecycle.check_in(appointment, at=at, actor=actor)
         if kind is EventKind.COMPLETED:
@@ -225,6 +226,17 @@ class EventProcessor:
             change = dataclasses.replace(change, after=after)
         return change
 
+    def _assigned(self, appointment: Appointment, event: CanonicalEvent) -> Change:
+        at, actor = self._clock.now(), Actor.source(event.source)
+        self._require(appointment, event.kind, appointment.status in _OPEN, "the appointment is no longer open")
+        technicians = with_primary(event.technicians or ())
+        if _who(technicians) == _who(appointment.technicians):
+            # PSAs repeat the assigned resource on every ticket update: no change, no mail.
+            detail = {**_event_detail(event), "reason": "the technicians are already as the event says"}
+            return lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
+        change = lifecycle.reassign(appointment, technicians, at=at, actor=actor)
+        return self._with_customer_mail(change, event, MailKind.REASSIGNED)
+
     def _complete(self, appointment: Appointment, event: CanonicalEvent) -> Change:
         minutes = max(0, int((appointment.end - appointment.start) / timedelta(minutes=1)))
         outcome = event.reason or f"completed in {event.source}"
@@ -261,6 +273,11 @@ class EventProcessor:
             at=appointment.updated_at,
             context={"subject": subject, **detail},
         )
+
+
+def _who(technicians: tuple[Technician, ...]) -> list[tuple[str, bool]]:
+    """Who is assigned, and who leads: a PSA may know a technician by another name or no email."""
+    return [(t.id, t.primary) for t in technicians]
 
 
 def _event_detail(event: CanonicalEvent) -> dict[str, Any]:

@@ -16,14 +16,20 @@ import hashlib
 import hmac
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from appointments.domain.events import CanonicalEvent, EventKind
 from appointments.domain.model import Technician, TicketRef
 from appointments.errors import ConfigError, InvalidSignature, UnsupportedPayload
-from appointments.sources.base import WebhookRequest, constant_time_equal, load_json_object, unsupported
+from appointments.sources.base import (
+    Lenient,
+    WebhookRequest,
+    constant_time_equal,
+    load_json_object,
+    validated,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -83,19 +89,12 @@ AutotaskId = Annotated[int, Field(ge=0, le=2**63 - 1)]  # bounded so entity and 
 PicklistId = Annotated[str, BeforeValidator(_as_text), Field(max_length=100)]
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-_Model = TypeVar("_Model", bound=_Lenient)
-
-
-class _Notice(_Lenient):
+class _Notice(Lenient):
     Action: Annotated[str, Field(min_length=1, max_length=100)]
     EntityType: Annotated[str, Field(max_length=100)] | None = None
 
 
-class _TicketFields(_Lenient):
+class _TicketFields(Lenient):
     """The subscribed and display-always fields: only those, so a missing key is unknown, not empty."""
 
     Status: PicklistId | None = None
@@ -103,7 +102,7 @@ class _TicketFields(_Lenient):
     TicketNumber: Annotated[str, Field(max_length=100)] | None = None
 
 
-class _TicketChange(_Lenient):
+class _TicketChange(Lenient):
     Guid: Annotated[str, Field(min_length=1, max_length=100)]  # the webhook's, the same for every delivery
     Id: AutotaskId
     EventTime: Annotated[datetime, AfterValidator(_as_utc)]
@@ -138,7 +137,7 @@ class AutotaskSource:
 
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
         document = _with_canonical_keys(load_json_object(request.body), _ENVELOPE_KEYS)
-        notice = _validated(_Notice, document)
+        notice = validated(_Notice, document)
         if notice.Action.casefold() not in _HANDLED_ACTIONS:
             return ()
         if notice.EntityType is None:  # optional only in the notices ignored above, whose shape is not documented
@@ -147,7 +146,7 @@ class AutotaskSource:
             return ()
         if isinstance(fields := document.get("Fields"), dict):
             document["Fields"] = _with_canonical_keys(fields, _FIELD_KEYS, prefix="Fields.")
-        return self._events(_validated(_TicketChange, document))
+        return self._events(validated(_TicketChange, document))
 
     def _events(self, change: _TicketChange) -> tuple[CanonicalEvent, ...]:
         fields = change.Fields
@@ -190,10 +189,3 @@ def _with_canonical_keys(document: dict[str, Any], names: Iterable[str], *, pref
             raise UnsupportedPayload(f"{prefix}{name}", "is given more than once, in different letter cases")
         canonical[name] = value
     return canonical
-
-
-def _validated(model: type[_Model], data: object) -> _Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise unsupported(error) from None

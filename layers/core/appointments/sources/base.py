@@ -7,16 +7,19 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from appointments.domain.events import CanonicalEvent
+from appointments.domain.model import ExternalRef
 from appointments.errors import InvalidSignature, MalformedPayload, UnsupportedPayload
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from pydantic import ValidationError
-
-    from appointments.domain.events import CanonicalEvent
+    from appointments.domain.events import BookingDetails, EventKind
+    from appointments.domain.model import CancelledBy
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,63 @@ def unsupported(error: ValidationError, prefix: str = "") -> UnsupportedPayload:
     location = ".".join(str(part) for part in first["loc"])
     field = f"{prefix}.{location}" if prefix and location else (prefix or location or "body")
     return UnsupportedPayload(field, first["msg"])
+
+
+class Lenient(BaseModel):
+    """A vendor payload's shape: fields we do not read are ignored, so vendors may add fields freely."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+_Model = TypeVar("_Model", bound=Lenient)
+
+
+def validated(model: type[_Model], data: object, *, prefix: str = "") -> _Model:
+    """``data`` as ``model``, or a 422 naming the first wrong field (under ``prefix``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise unsupported(error, prefix=prefix) from None
+
+
+def clipped(limit: int) -> AfterValidator:
+    """Text a person typed is cut to what we keep (blank = none): a long reason must not lose the event."""
+
+    def clip(text: str | None) -> str | None:
+        return (text.strip()[:limit] or None) if text else None
+
+    return AfterValidator(clip)
+
+
+Reason = Annotated[str | None, clipped(2000)]  # why a booking was cancelled, rejected or moved
+
+
+def booking_event(
+    source: str,
+    trigger: str,
+    sent_at: datetime,
+    kind: EventKind,
+    booking_id: str,
+    *,
+    previous_id: str | None = None,
+    booking: BookingDetails | None = None,
+    reason: str | None = None,
+    cancelled_by: CancelledBy | None = None,
+) -> CanonicalEvent:
+    """A scheduler's event about one booking (Cal.com, Calendly), which sends no delivery id of its own.
+
+    A delivery is told apart by trigger, booking and send time. A reschedule (a new booking naming the
+    one it replaces) is queued with the replaced booking, so it cannot overtake that booking's events.
+    """
+    return CanonicalEvent(
+        source=source,
+        delivery_id=f"{trigger}:{booking_id}:{sent_at.isoformat()}",
+        kind=kind,
+        occurred_at=sent_at,
+        entity=f"{source}:{previous_id or booking_id}",
+        external_ref=ExternalRef(system=source, id=booking_id),
+        previous_ref=ExternalRef(system=source, id=previous_id) if previous_id else None,
+        booking=booking,
+        reason=reason,
+        cancelled_by=cancelled_by,
+    )

@@ -12,9 +12,10 @@ FORM_SUBMITTED, FORM_SUBMITTED_NO_EVENT, OOO_CREATED, PING, and any trigger Cal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+import functools
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
 from appointments.domain.model import (
@@ -22,14 +23,23 @@ from appointments.domain.model import (
     CancelledBy,
     Customer,
     Email,
-    ExternalRef,
     Links,
     Technician,
     TimeZoneName,
     UtcDatetime,
 )
 from appointments.errors import InvalidSignature, UnsupportedPayload
-from appointments.sources.base import WebhookRequest, constant_time_equal, hmac_hex, load_json_object, unsupported
+from appointments.sources.base import (
+    Lenient,
+    Reason,
+    WebhookRequest,
+    booking_event,
+    clipped,
+    constant_time_equal,
+    hmac_hex,
+    load_json_object,
+    validated,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -44,33 +54,16 @@ _PHONE_MAX_CHARS = 50  # Customer.phone
 _ANSWER_MAX_CHARS = 5000  # Answer.answer
 
 
-def _clipped(limit: int) -> AfterValidator:
-    """Text a person typed is cut to what we keep (blank = none): a long reason must not lose the event."""
-
-    def clip(text: str | None) -> str | None:
-        return (text.strip()[:limit] or None) if text else None
-
-    return AfterValidator(clip)
-
-
 Uid = Annotated[str, Field(min_length=1, max_length=120)]  # "calcom:<uid>" must fit an event's entity (128)
-Reason = Annotated[str | None, _clipped(2000)]
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-_Model = TypeVar("_Model", bound=_Lenient)
-
-
-class _Envelope(_Lenient):
+class _Envelope(Lenient):
     triggerEvent: str
     createdAt: UtcDatetime
     payload: dict[str, Any]
 
 
-class _Person(_Lenient):
+class _Person(Lenient):
     id: int | None = None  # Cal.com's user id, for hosts
     name: Annotated[str, Field(max_length=500)] = ""  # "" for a user who never set a name
     email: Email
@@ -78,16 +71,16 @@ class _Person(_Lenient):
     phoneNumber: str | None = None
 
 
-class _Team(_Lenient):
+class _Team(Lenient):
     members: tuple[_Person, ...] = ()
 
 
-class _Response(_Lenient):
-    label: Annotated[str | None, _clipped(500)] = None
+class _Response(Lenient):
+    label: Annotated[str | None, clipped(500)] = None
     value: Any = None  # text, number, boolean, list (checkboxes, guests) or {value, optionValue} (location)
 
 
-class _Booking(_Lenient):
+class _Booking(Lenient):
     uid: Uid
     status: str | None = None
     type: Annotated[str, Field(max_length=200)] | None = None  # the event type's slug
@@ -104,11 +97,11 @@ class _Reschedule(_Booking):
     rescheduleUid: Uid  # the booking this one replaces
 
 
-class _Contact(_Lenient):
+class _Contact(Lenient):
     email: str | None = None
 
 
-class _Decision(_Lenient):
+class _Decision(Lenient):
     """A cancellation or rejection. The whole booking comes along, but only the uid and the why are needed."""
 
     uid: Uid
@@ -119,12 +112,12 @@ class _Decision(_Lenient):
     rejectionReason: Reason = None
 
 
-class _NoShowMark(_Lenient):
+class _NoShowMark(Lenient):
     email: str | None = None
     noShow: bool
 
 
-class _NoShowUpdate(_Lenient):
+class _NoShowUpdate(Lenient):
     bookingUid: Uid
     attendees: Annotated[tuple[_NoShowMark, ...], Field(min_length=1)]
 
@@ -144,67 +137,41 @@ class CalcomSource:
             raise InvalidSignature
 
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
-        envelope = _validated(_Envelope, load_json_object(request.body))
+        envelope = validated(_Envelope, load_json_object(request.body))
         event = self._translate(envelope)
         return () if event is None else (event,)
 
     def _translate(self, envelope: _Envelope) -> CanonicalEvent | None:
         payload = envelope.payload
+        event = functools.partial(booking_event, self.name, envelope.triggerEvent, envelope.createdAt)
         match envelope.triggerEvent:
             case "BOOKING_CREATED" | "BOOKING_REQUESTED":
-                booking = _validated(_Booking, payload, prefix="payload")
+                booking = validated(_Booking, payload, prefix="payload")
                 # A booking awaiting the host's confirmation may also be announced as created, but PENDING.
                 awaiting = envelope.triggerEvent == "BOOKING_REQUESTED" or booking.status == "PENDING"
                 kind = EventKind.REQUESTED if awaiting else EventKind.SCHEDULED
-                return self._event(envelope, kind, booking.uid, booking=self._details(booking))
+                return event(kind, booking.uid, booking=self._details(booking))
             case "BOOKING_RESCHEDULED":
-                new = _validated(_Reschedule, payload, prefix="payload")
+                new = validated(_Reschedule, payload, prefix="payload")
                 details = self._details(new)
-                return self._event(
-                    envelope, EventKind.RESCHEDULED, new.uid, previous_uid=new.rescheduleUid, booking=details
-                )
+                return event(EventKind.RESCHEDULED, new.uid, previous_id=new.rescheduleUid, booking=details)
             case "BOOKING_CANCELLED":
-                cancellation = _validated(_Decision, payload, prefix="payload")
+                cancellation = validated(_Decision, payload, prefix="payload")
                 reason = cancellation.cancellationReason
                 # "Request reschedule" arrives as a cancellation, but the host is asking the customer for a new time.
                 if cancellation.requestReschedule:
-                    return self._event(envelope, EventKind.RESCHEDULE_REQUESTED, cancellation.uid, reason=reason)
+                    return event(EventKind.RESCHEDULE_REQUESTED, cancellation.uid, reason=reason)
                 by = _cancelled_by(cancellation)
-                return self._event(envelope, EventKind.CANCELLED, cancellation.uid, reason=reason, cancelled_by=by)
+                return event(EventKind.CANCELLED, cancellation.uid, reason=reason, cancelled_by=by)
             case "BOOKING_REJECTED":
-                rejection = _validated(_Decision, payload, prefix="payload")
-                return self._event(envelope, EventKind.REJECTED, rejection.uid, reason=rejection.rejectionReason)
+                rejection = validated(_Decision, payload, prefix="payload")
+                return event(EventKind.REJECTED, rejection.uid, reason=rejection.rejectionReason)
             case "BOOKING_NO_SHOW_UPDATED":
-                update = _validated(_NoShowUpdate, payload, prefix="payload")
+                update = validated(_NoShowUpdate, payload, prefix="payload")
                 marked = any(attendee.noShow for attendee in update.attendees)
                 kind = EventKind.NO_SHOW if marked else EventKind.NO_SHOW_CLEARED
-                return self._event(envelope, kind, update.bookingUid)
+                return event(kind, update.bookingUid)
         return None
-
-    def _event(
-        self,
-        envelope: _Envelope,
-        kind: EventKind,
-        uid: str,
-        *,
-        previous_uid: str | None = None,
-        booking: BookingDetails | None = None,
-        reason: str | None = None,
-        cancelled_by: CancelledBy | None = None,
-    ) -> CanonicalEvent:
-        return CanonicalEvent(
-            source=self.name,
-            delivery_id=f"{envelope.triggerEvent}:{uid}:{envelope.createdAt.isoformat()}",
-            kind=kind,
-            occurred_at=envelope.createdAt,
-            # A reschedule is queued with the booking it replaces, so it cannot overtake that booking's events.
-            entity=f"{self.name}:{previous_uid or uid}",
-            external_ref=ExternalRef(system=self.name, id=uid),
-            previous_ref=ExternalRef(system=self.name, id=previous_uid) if previous_uid else None,
-            booking=booking,
-            reason=reason,
-            cancelled_by=cancelled_by,
-        )
 
     def _details(self, booking: _Booking) -> BookingDetails:
         customer = booking.attendees[0]
@@ -228,13 +195,6 @@ class CalcomSource:
         if base is None:
             return Links()
         return Links(reschedule=f"{base}/reschedule/{uid}", cancel=f"{base}/booking/{uid}?cancel=true")
-
-
-def _validated(model: type[_Model], data: object, *, prefix: str = "") -> _Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise unsupported(error, prefix=prefix) from None
 
 
 def _cancelled_by(cancellation: _Decision) -> CancelledBy:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
 from appointments.domain.model import (
@@ -22,7 +22,14 @@ from appointments.domain.model import (
     UtcDatetime,
 )
 from appointments.errors import UnsupportedPayload
-from appointments.sources.base import WebhookRequest, load_json_object, unsupported, verify_timestamped_signature
+from appointments.sources.base import (
+    Lenient,
+    WebhookRequest,
+    load_json_object,
+    unsupported,
+    validated,
+    verify_timestamped_signature,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -47,11 +54,7 @@ _KINDS = {
 _BOOKING_KINDS = frozenset({EventKind.REQUESTED, EventKind.SCHEDULED, EventKind.RESCHEDULED})
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Appointment(_Lenient):
+class _Appointment(Lenient):
     external_id: Annotated[str, Field(min_length=1, max_length=200)]
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
@@ -63,7 +66,7 @@ class _Appointment(_Lenient):
     links: Links = Links()
 
 
-class _Envelope(_Lenient):
+class _Envelope(Lenient):
     event_id: Annotated[str, Field(min_length=1, max_length=200)]
     type: str
     occurred_at: UtcDatetime
@@ -81,10 +84,7 @@ class GenericSource:
         )
 
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
-        try:
-            envelope = _Envelope.model_validate(load_json_object(request.body))
-        except ValidationError as error:
-            raise unsupported(error) from None
+        envelope = validated(_Envelope, load_json_object(request.body))
         kind = _KINDS.get(envelope.type)
         if kind is None:
             raise UnsupportedPayload("type", f"must be one of {', '.join(_KINDS)}")
