@@ -65,8 +65,8 @@ build: $(SAM_VENV)/.installed ## sam build, no Docker (python3.13, arm64)
 deploy: build ## sam deploy --guided
 	$(SAM) deploy --guided
 
-run: ## the local runner (embedded AWS): not built yet, it arrives with the local-runner issue
-	@echo "make run arrives with the local-runner issue (#5); until then use 'make test'." >&2; exit 1
+run: $(VENV)/.installed ## the local runner on 127.0.0.1:3000 (embedded AWS; RUN_ARGS="--clock manual" etc.)
+	$(PY) -m localdev serve $(RUN_ARGS)
 
 clean: ## remove build output and caches (keeps the venvs)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -95,12 +95,53 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class ApiRoute:
+    """An ``Api`` event: a method and path of a REST API, served by one function."""
+
+    function: str
+    event: str
+    api: str  # logical id of the AWS::Serverless::Api (ServerlessRestApi when implicit)
+    stage: str
+    path: str  # API Gateway's resource template, e.g. /webhooks/{source}
+    method: str  # upper case, or ANY
+    iam_auth: bool  # AWS_IAM on the route or as the API's default authorizer
+    binary_media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueueSubscription:
+    """An ``SQS`` event: Lambda's event source mapping from a queue to a function."""
+
+    function: str
+    event: str
+    queue: str  # logical id of the AWS::SQS::Queue
+    batch_size: int
+    reports_item_failures: bool
+
+
+@dataclass(frozen=True)
+class ScheduledInvocation:
+    """A ``Schedule`` (EventBridge rule) or ``ScheduleV2`` (EventBridge Scheduler) event."""
+
+    function: str
+    event: str
+    kind: str  # Schedule | ScheduleV2
+    expression: str
+    timezone: str
+    input: str | None  # the JSON text delivered instead of the default event, if set
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_uri: Path
     handler: str
     timeout: int
     environment: dict[str, Any]
+    memory_mb: int = 128
+    routes: tuple[ApiRoute, ...] = ()
+    subscriptions: tuple[QueueSubscription, ...] = ()
+    schedules: tuple[ScheduledInvocation, ...] = ()
 
 
 _QUEUE_ATTRIBUTES = {
@@ -148,8 +189,12 @@ def secrets(template: dict[str, Any]) -> list[str]:
     return list(resources_of_type(template, "AWS::SecretsManager::Secret"))
 
 
-def functions(template: dict[str, Any]) -> list[FunctionSpec]:
-    """Every function with the Globals merged in, as SAM merges them."""
+def functions(template: dict[str, Any], *, root: Path | None = None) -> list[FunctionSpec]:
+    """Every function with the Globals merged in, as SAM merges them, and its events.
+
+    ``root`` is the folder CodeUri paths are relative to (the template's own folder).
+    """
+    base = root or TEMPLATE.parent
     defaults = template.get("Globals", {}).get("Function", {})
     specs = []
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
@@ -158,16 +203,147 @@ def functions(template: dict[str, Any]) -> list[FunctionSpec]:
             **defaults.get("Environment", {}).get("Variables", {}),
             **properties.get("Environment", {}).get("Variables", {}),
         }
+        routes, subscriptions, schedules = _events(template, logical_id, properties.get("Events", {}))
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
-                code_uri=TEMPLATE.parent / properties["CodeUri"],
+                code_uri=base / properties["CodeUri"],
                 handler=properties["Handler"],
                 timeout=int(properties.get("Timeout", defaults.get("Timeout", 3))),
                 environment=environment,
+                memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
+                routes=routes,
+                subscriptions=subscriptions,
+                schedules=schedules,
             )
         )
     return specs
+
+
+_IMPLICIT_API = "ServerlessRestApi"
+
+
+def _events(
+    template: dict[str, Any], function: str, events: dict[str, Any]
+) -> tuple[tuple[ApiRoute, ...], tuple[QueueSubscription, ...], tuple[ScheduledInvocation, ...]]:
+    routes: list[ApiRoute] = []
+    subscriptions: list[QueueSubscription] = []
+    schedules: list[ScheduledInvocation] = []
+    for name, event in events.items():
+        where = f"Resources.{function}.Properties.Events.{name}"
+        kind, properties = event.get("Type"), event.get("Properties", {})
+        if kind == "Api":
+            routes.append(_route(template, function, name, properties, where))
+        elif kind == "SQS":
+            subscriptions.append(_subscription(function, name, properties, where))
+        elif kind in ("Schedule", "ScheduleV2"):
+            schedule = _schedule(function, name, kind, properties, where)
+            if schedule is not None:
+                schedules.append(schedule)
+        else:
+            raise TemplateError(f"{where}: event type {kind!r} is not emulated (Api, SQS, Schedule, ScheduleV2 are)")
+    return tuple(routes), tuple(subscriptions), tuple(schedules)
+
+
+def _logical_id(value: Any, attribute: str | None, where: str) -> str:
+    """The resource a ``!Ref`` (attribute None) or ``!GetAtt <id>.<attribute>`` names."""
+    if attribute is None and isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return str(value["Ref"])
+    getatt = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    if attribute is not None and isinstance(getatt, list) and len(getatt) == 2 and getatt[1] == attribute:
+        return str(getatt[0])
+    wanted = "!Ref <Resource>" if attribute is None else f"!GetAtt <Resource>.{attribute}"
+    raise TemplateError(f"{where}: must be {wanted}")
+
+
+def _route(template: dict[str, Any], function: str, name: str, properties: dict[str, Any], where: str) -> ApiRoute:
+    api = _IMPLICIT_API
+    api_properties: dict[str, Any] = {}
+    if "RestApiId" in properties:
+        api = _logical_id(properties["RestApiId"], None, f"{where}.RestApiId")
+        resource = template.get("Resources", {}).get(api, {})
+        if resource.get("Type") != "AWS::Serverless::Api":
+            raise TemplateError(f"{where}.RestApiId: {api} is not an AWS::Serverless::Api")
+        api_properties = resource.get("Properties", {})
+    for unsupported in ("RequestModel", "RequestParameters"):
+        if unsupported in properties:
+            raise TemplateError(f"{where}.{unsupported}: API Gateway request validation is not emulated")
+    default_authorizer = api_properties.get("Auth", {}).get("DefaultAuthorizer")
+    authorizer = properties.get("Auth", {}).get("Authorizer", default_authorizer)
+    if authorizer not in (None, "NONE", "AWS_IAM"):
+        raise TemplateError(f"{where}: authorizer {authorizer!r} is not emulated (AWS_IAM and NONE are)")
+    path, method = properties.get("Path"), properties.get("Method")
+    if not isinstance(path, str) or not path.startswith("/") or not isinstance(method, str):
+        raise TemplateError(f"{where}: Path (starting with /) and Method are required")
+    return ApiRoute(
+        function=function,
+        event=name,
+        api=api,
+        stage=str(api_properties.get("StageName", "Prod")),
+        path=path,
+        method=method.upper(),
+        iam_auth=authorizer == "AWS_IAM",
+        binary_media_types=tuple(str(t) for t in api_properties.get("BinaryMediaTypes", ())),
+    )
+
+
+def _subscription(function: str, name: str, properties: dict[str, Any], where: str) -> QueueSubscription:
+    for unsupported in ("FilterCriteria", "DestinationConfig"):
+        if unsupported in properties:
+            raise TemplateError(f"{where}.{unsupported}: not emulated by the local queue pump")
+    return QueueSubscription(
+        function=function,
+        event=name,
+        queue=_logical_id(properties.get("Queue"), "Arn", f"{where}.Queue"),
+        batch_size=int(properties.get("BatchSize", 10)),
+        reports_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", ()),
+    )
+
+
+def _schedule(
+    function: str, name: str, kind: str, properties: dict[str, Any], where: str
+) -> ScheduledInvocation | None:
+    expression = properties.get("Schedule" if kind == "Schedule" else "ScheduleExpression")
+    if not isinstance(expression, str):
+        raise TemplateError(f"{where}: the schedule expression must be a literal string")
+    state = properties.get("State", "ENABLED")
+    if properties.get("Enabled") is False or state == "DISABLED":
+        return None
+    text_input = properties.get("Input")
+    if text_input is not None and not isinstance(text_input, str):
+        raise TemplateError(f"{where}.Input: must be a literal JSON string")
+    timezone = properties.get("ScheduleExpressionTimezone", "UTC")
+    return ScheduledInvocation(
+        function=function, event=name, kind=kind, expression=expression, timezone=str(timezone), input=text_input
+    )
+
+
+def layer_paths(template: dict[str, Any], *, root: Path | None = None) -> list[Path]:
+    """Each ``AWS::Serverless::LayerVersion``'s ContentUri: what Lambda puts on the path as /opt/python."""
+    base = root or TEMPLATE.parent
+    paths = []
+    for logical_id, resource in resources_of_type(template, "AWS::Serverless::LayerVersion").items():
+        content = resource.get("Properties", {}).get("ContentUri")
+        if not isinstance(content, str):
+            raise TemplateError(f"Resources.{logical_id}.Properties.ContentUri: must be a local folder")
+        paths.append(base / content)
+    return paths
+
+
+def ses_identities(template: dict[str, Any]) -> dict[str, Any]:
+    """Logical id → the (unresolved) ``EmailIdentity`` of every ``AWS::SES::EmailIdentity``."""
+    return {
+        logical_id: resource.get("Properties", {}).get("EmailIdentity")
+        for logical_id, resource in resources_of_type(template, "AWS::SES::EmailIdentity").items()
+    }
+
+
+def event_buses(template: dict[str, Any]) -> dict[str, str]:
+    """Logical id → name of every ``AWS::Events::EventBus`` (the name defaults to the logical id)."""
+    return {
+        logical_id: str(resource.get("Properties", {}).get("Name", logical_id))
+        for logical_id, resource in resources_of_type(template, "AWS::Events::EventBus").items()
+    }
 
 
 def resolve(value: Any, *, physical: dict[str, str], parameters: dict[str, str], where: str) -> str:

@@ -1,26 +1,18 @@
-"""Signing webhooks the way each vendor does, for tests (and, later, the local runner's sender)."""
+"""Sample webhook bodies, and helpers for signing them (the senders live in ``localdev.signing``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from datetime import datetime
+from localdev.signing import timestamped_signature
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+__all__ = ["EVENTS", "one_byte_changed", "sample", "timestamped_signature"]
 
 
 def sample(relative: str) -> bytes:
     return (EVENTS / relative).read_bytes()
-
-
-def timestamped_signature(secret: str, body: bytes, at: datetime) -> str:
-    t = str(int(at.timestamp()))
-    digest = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
 
 
 def one_byte_changed(body: bytes) -> bytes:

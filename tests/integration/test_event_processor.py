@@ -16,9 +16,9 @@ from appointments.domain.model import ExternalRef, Status
 from appointments.domain.outbox import MailKind
 from appointments.sources.base import WebhookRequest
 from appointments.sources.generic import GenericSource
+from localdev.sqs import sqs_record
 from tests.integration.stack import Stack, stack_under_moto
 from tests.signing import sample
-from tests.sqs import sqs_record
 
 NOW = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
 

@@ -86,3 +86,21 @@ def test_the_dev_environment_installs_the_layer_pins() -> None:
     dev = (ROOT / "requirements" / "dev.txt").read_text()
     assert "-r ../layers/core/requirements.txt" in dev
     assert Path(ROOT / "layers" / "core" / "requirements.txt").is_file()
+
+
+def test_the_local_runner_reads_each_functions_events_from_the_template() -> None:
+    from localdev.template import functions
+
+    specs = {spec.logical_id: spec for spec in functions(load_template())}
+
+    [webhook] = specs["WebhookIngressFunction"].routes
+    assert (webhook.method, webhook.path, webhook.api, webhook.stage) == (
+        "POST",
+        "/webhooks/{source}",
+        "WebhookApi",
+        "v1",
+    )
+    assert webhook.iam_auth is False  # the signature is the webhooks' only auth
+    [queue] = specs["EventProcessorFunction"].subscriptions
+    assert (queue.queue, queue.batch_size, queue.reports_item_failures) == ("EventQueue", 10, True)
+    assert specs["WebhookIngressFunction"].timeout == 8

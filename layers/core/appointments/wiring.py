@@ -10,7 +10,7 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
-from appointments.adapters.aws import dynamodb_client, sqs_client
+from appointments.adapters.aws import dynamodb_client, secretsmanager_client, sqs_client
 from appointments.adapters.clock import SystemClock
 from appointments.adapters.dynamo_store import DynamoAppointmentStore
 from appointments.adapters.secrets import SecretsManagerWebhookSecrets
@@ -80,7 +80,7 @@ def webhook_ingress() -> WebhookIngress:
     }
     return WebhookIngress(
         sources=sources,
-        secrets=SecretsManagerWebhookSecrets(config.webhook_secrets_id),
+        secrets=SecretsManagerWebhookSecrets(secretsmanager_client(), config.webhook_secrets_id),
         queue=SqsEventQueue(sqs_client(), config.event_queue_url),
         clock=clock(),
         catalog=catalog(),

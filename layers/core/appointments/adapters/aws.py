@@ -9,6 +9,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 # Lambda retries the whole invocation; keep SDK retries short so a throttled call fails within the timeout.
@@ -21,3 +22,7 @@ def dynamodb_client() -> DynamoDBClient:
 
 def sqs_client() -> SQSClient:
     return boto3.client("sqs", config=_CLIENT_CONFIG)
+
+
+def secretsmanager_client() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=_CLIENT_CONFIG)

@@ -6,20 +6,28 @@ Secrets Manager per request and a rotated secret is picked up within minutes.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities import parameters
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
 from appointments.errors import SecretsUnavailable
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
 
 class SecretsManagerWebhookSecrets:
-    def __init__(self, secret_id: str, *, max_age: int = 300) -> None:
+    """Its own provider (and cache) around the client wiring built, so a reset forgets both."""
+
+    def __init__(self, client: SecretsManagerClient, secret_id: str, *, max_age: int = 300) -> None:
+        self._provider = SecretsProvider(boto3_client=client)
         self._secret_id = secret_id
         self._max_age = max_age
 
     def webhook_secret(self, source: str) -> str | None:
         try:
-            secrets = parameters.get_secret(self._secret_id, transform="json", max_age=self._max_age)
+            secrets = self._provider.get(self._secret_id, transform="json", max_age=self._max_age)
         except (GetParameterError, TransformParameterError) as error:
             raise SecretsUnavailable("the webhook secrets could not be read") from error
         if not isinstance(secrets, dict):

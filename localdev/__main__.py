@@ -1,0 +1,155 @@
+"""``python -m localdev serve`` runs the product locally.
+
+``python -m localdev send <file>`` signs a sample event with the local secret and posts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from localdev.clock import RunnerClock
+from localdev.runner import DEV_OPS_TOKEN, Runner, RunnerConfig, StartupError, describe_route
+from localdev.schedule import ScheduleError
+from localdev.server import LocalServer
+from localdev.signing import DEV_SECRETS, signature_headers
+from localdev.template import TEMPLATE, TemplateError
+
+DEFAULT_PORT = 3000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdev", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run every function of template.yaml on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--clock", choices=("system", "manual"), default="system")
+    serve.add_argument("--template", type=Path, default=TEMPLATE)
+    serve.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    send = commands.add_parser("send", help="sign a sample event with the local secret and post it")
+    send.add_argument("file", type=Path, help="events/<source>/<name>.json")
+    send.add_argument("--source", help="the webhook source (default: the sample's folder name)")
+    send.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "serve":
+        return _serve(arguments)
+    return _send(arguments)
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        parameters = dict(_pair(text) for text in arguments.parameter)
+        config = RunnerConfig.from_environ(os.environ, template_path=arguments.template, parameters=parameters)
+        runner = Runner(config, RunnerClock(manual=arguments.clock == "manual"))
+        server = LocalServer(runner, arguments.port)
+    except OSError as error:
+        return _fail(f"cannot listen on 127.0.0.1:{arguments.port}: {error.strerror or error}")
+    except (StartupError, TemplateError, ScheduleError, ValueError) as error:
+        return _fail(str(error))
+    try:
+        runner.start()
+    except (StartupError, TemplateError) as error:
+        runner.stop()
+        server.server_close()
+        return _fail(str(error))
+    # Explicit, because a shell that starts the runner in the background makes it ignore SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    server.start_background()
+    _print_banner(runner, server, config, time.monotonic() - started)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        server.stop_background()
+        server.server_close()
+        runner.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--parameter {text!r}: expected NAME=VALUE")
+    return name, value
+
+
+def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, seconds: float) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+    lines = [f"localdev: the appointment desk on {base} (ready in {seconds:.2f} s, clock {runner.clock.mode})", ""]
+    lines += ["Routes:"] + [f"  {describe_route(route)}" for route in runner.routes]
+    lines += ["", "Queues pumped into functions:"] + [f"  {line}" for line in runner.subscriptions] or ["  (none)"]
+    lines += ["", "Schedules, on the runner's clock:"]
+    schedules = [f"  {item['function']}.{item['event']}: {item['expression']}" for item in runner.schedules]
+    lines += schedules or ["  (none)"]
+    lines += ["", "Webhook secrets (set WEBHOOK_SECRET_<SOURCE> to change):"]
+    for source, secret in config.webhook_secrets.items():
+        shown = secret if secret == DEV_SECRETS.get(source) else f"(from WEBHOOK_SECRET_{source.upper()})"
+        lines.append(f"  {source:9} {shown}")
+    token = DEV_OPS_TOKEN if config.ops_token == DEV_OPS_TOKEN else "(from OPS_API_TOKEN)"
+    lines += [f"Ops API bearer token: {token}", ""]
+    lines += [
+        "Try it:",
+        "  .venv/bin/python -m localdev send events/generic/appointment_scheduled.json",
+        f"  curl -s {base}/_local/outbox          # mail sent",
+        f"  curl -s -XPOST {base}/_local/clock -d '{{\"advance_seconds\": 3600}}'",
+        "Ctrl-C stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _send(arguments: argparse.Namespace) -> int:
+    path: Path = arguments.file
+    source = arguments.source or path.resolve().parent.name
+    if source not in DEV_SECRETS:
+        return _fail(f"{path}: cannot tell the source (give --source, one of {', '.join(DEV_SECRETS)})")
+    try:
+        body = path.read_bytes()
+    except OSError as error:
+        return _fail(f"{path}: {error.strerror or error}")
+    secret = os.environ.get(f"WEBHOOK_SECRET_{source.upper()}", DEV_SECRETS[source])
+    base = arguments.url.rstrip("/")
+    try:
+        now = datetime.fromisoformat(_request(f"{base}/_local/clock")[1]["now"])
+        headers = {"Content-Type": "application/json", **signature_headers(source, secret, body, now)}
+        status, answer = _request(f"{base}/webhooks/{source}", body=body, headers=headers)
+    except urllib.error.URLError as error:
+        return _fail(f"cannot reach {base} ({error.reason}): is `make run` running?")
+    print(f"POST /webhooks/{source} → {status} {json.dumps(answer)}")
+    return 0 if 200 <= status < 300 else 1
+
+
+def _request(url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    if not url.startswith(("http://127.0.0.1", "http://localhost")):
+        raise urllib.error.URLError("the local runner listens on 127.0.0.1 only")
+    method = "POST" if body else "GET"
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only, checked above
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def _fail(message: str) -> int:
+    print(f"localdev: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

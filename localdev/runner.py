@@ -1,0 +1,541 @@
+"""The runner: the template's functions wired to an embedded moto server, a gateway, a queue pump and a scheduler.
+
+Everything runs in this process on 127.0.0.1. Functions run one at a time (a lock), with the
+template's environment applied and the runner's clock as every service's clock. Where Lambda's
+behaviour is emulated rather than reproduced, the docstring says how.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import sys
+import threading
+import traceback
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from localdev.apigw import (
+    ACCOUNT_ID,
+    HttpRequest,
+    HttpResponse,
+    RouteTable,
+    anonymous_identity,
+    gateway_error,
+    http_response,
+    is_binary,
+    proxy_event,
+)
+from localdev.lambdas import context_for, load_handler
+from localdev.resources import REGION, provision
+from localdev.schedule import ScheduleError, parse_schedule
+from localdev.signing import DEV_SECRETS
+from localdev.sqs import record_of_message
+from localdev.template import (
+    TEMPLATE,
+    functions,
+    layer_paths,
+    load_template,
+    parameter_defaults,
+    secrets,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+    from pathlib import Path
+
+    from localdev.clock import RunnerClock
+    from localdev.lambdas import Handler
+    from localdev.resources import Provisioned
+    from localdev.schedule import ScheduleExpression
+    from localdev.template import ApiRoute, ScheduledInvocation
+
+log = logging.getLogger("localdev")
+
+DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
+DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, printed at start
+DEV_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-dev"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+SETTLE_ROUNDS = 1000
+
+# The process-wide environment the functions see: fake credentials and the embedded endpoint.
+_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+class StartupError(Exception):
+    """The runner cannot start: the message says what and where."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    template_path: Path = TEMPLATE
+    parameters: Mapping[str, str] = field(default_factory=dict)  # overrides of the template's defaults
+    webhook_secrets: Mapping[str, str] = field(default_factory=lambda: dict(DEV_SECRETS))
+    ops_token: str = DEV_OPS_TOKEN
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> RunnerConfig:
+        """Secrets from ``WEBHOOK_SECRET_<SOURCE>`` and the ops token from ``OPS_API_TOKEN``, else dev defaults."""
+        webhook_secrets = {
+            source: environ.get(f"WEBHOOK_SECRET_{source.upper()}", default) for source, default in DEV_SECRETS.items()
+        }
+        return cls(webhook_secrets=webhook_secrets, ops_token=environ.get("OPS_API_TOKEN", DEV_OPS_TOKEN), **overrides)
+
+
+@dataclass
+class _Schedule:
+    spec: ScheduledInvocation
+    expression: ScheduleExpression
+    checked_until: datetime
+
+
+@dataclass(frozen=True)
+class SentMail:
+    to: tuple[str, ...]
+    sender: str
+    subject: str
+    text: str | None
+    html: str | None
+    sent_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "to": list(self.to),
+            "from": self.sender,
+            "subject": self.subject,
+            "text": self.text,
+            "html": self.html,
+            "sent_at": self.sent_at.isoformat(),
+        }
+
+
+class Runner:
+    def __init__(self, config: RunnerConfig, clock: RunnerClock) -> None:
+        self.config = config
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._template = load_template(config.template_path)
+        self._root = config.template_path.resolve().parent
+        self._specs = {spec.logical_id: spec for spec in functions(self._template, root=self._root)}
+        self._parameters = parameter_defaults(self._template, {**DEV_PARAMETERS, **config.parameters})
+        self.routes = RouteTable(route for spec in self._specs.values() for route in spec.routes)
+        self._schedules = self._parse_schedules()
+        self._handlers: dict[str, Handler] = {}
+        self._provisioned: Provisioned | None = None
+        self._saved_environment: dict[str, str | None] = {}
+        self._moto: Any = None
+        self._seen_mail = 0
+        self._mail: list[SentMail] = []
+        self.endpoint = ""
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._set_environment({**_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint})
+        for path in layer_paths(self._template, root=self._root):
+            if str(path) not in sys.path:
+                sys.path.insert(0, str(path))
+        self._provision()
+        _wiring().use_clock(self.clock)
+        for logical_id, spec in self._specs.items():
+            self._handlers[logical_id] = load_handler(spec)
+
+    def stop(self) -> None:
+        if self._handlers:
+            _wiring().reset()
+        if self._moto is not None:
+            # moto's state is process-wide: leave none behind for whatever runs next in this process.
+            self._reset_moto()
+            self._moto.stop()
+            self._moto = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
+
+    def reset(self) -> None:
+        """Forget every item, message and mail; the clock stays where it is."""
+        with self._lock:
+            self._reset_moto()
+            _wiring().use_clock(self.clock)
+            self._provision()
+            self._mail.clear()
+            self._seen_mail = 0
+
+    def _reset_moto(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own moto server on 127.0.0.1
+            pass
+
+    def _set_environment(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _provision(self) -> None:
+        secret_values = dict.fromkeys(secrets(self._template), "{}")
+        secret_values["WebhookSecrets"] = json.dumps(dict(self.config.webhook_secrets))
+        self._provisioned = provision(
+            self._template,
+            parameters=self._parameters,
+            secret_values=secret_values,
+            senders=[self._parameters["MailFrom"]] if "MailFrom" in self._parameters else [],
+        )
+        self._set_environment(self._shared_environment(self._provisioned))
+
+    def _shared_environment(self, provisioned: Provisioned) -> dict[str, str]:
+        """One process has one environment: every function must agree, except on POWERTOOLS_* names."""
+        shared: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        for logical_id, spec in self._specs.items():
+            for name, value in provisioned.environment(spec).items():
+                if name.startswith("POWERTOOLS_SERVICE_NAME"):
+                    continue
+                if name in shared and shared[name] != value:
+                    raise StartupError(
+                        f"Resources.{logical_id}.Properties.Environment.Variables.{name} differs from "
+                        f"{owner[name]}'s: the local runner shares one environment, so move it to Globals"
+                    )
+                shared[name], owner[name] = value, logical_id
+        return shared
+
+    def _parse_schedules(self) -> list[_Schedule]:
+        parsed = []
+        for spec in self._specs.values():
+            for schedule in spec.schedules:
+                try:
+                    expression = parse_schedule(schedule.expression, timezone=schedule.timezone)
+                except ScheduleError as error:
+                    where = f"Resources.{spec.logical_id}.Properties.Events.{schedule.event}"
+                    raise StartupError(f"{where}: {error}") from None
+                parsed.append(_Schedule(schedule, expression, self.clock.now()))
+        return parsed
+
+    @property
+    def provisioned(self) -> Provisioned:
+        if self._provisioned is None:
+            raise RuntimeError("the runner is not started")
+        return self._provisioned
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return [
+            f"{s.queue} → {spec.logical_id} (batches of {s.batch_size}"
+            + (", partial failures)" if s.reports_item_failures else ")")
+            for spec in self._specs.values()
+            for s in spec.subscriptions
+        ]
+
+    @property
+    def function_names(self) -> list[str]:
+        return list(self._specs)
+
+    # -- invoking ----------------------------------------------------------------------------------
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Run one function on one event, as Lambda would, one invocation at a time."""
+        spec = self._specs[function]
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME")
+        with self._lock:
+            previous = os.environ.get("POWERTOOLS_SERVICE_NAME")
+            if isinstance(service, str):
+                os.environ["POWERTOOLS_SERVICE_NAME"] = service
+            try:
+                return self._handlers[function](event, context_for(spec))
+            finally:
+                if previous is None:
+                    os.environ.pop("POWERTOOLS_SERVICE_NAME", None)
+                else:
+                    os.environ["POWERTOOLS_SERVICE_NAME"] = previous
+                self._collect_mail()
+
+    # -- the gateway -------------------------------------------------------------------------------
+
+    def handle_http(self, request: HttpRequest) -> HttpResponse:
+        if len(request.body) > MAX_BODY_BYTES:
+            return gateway_error(413, "Request Too Long")
+        matched = self.routes.match(request.method, request.path)
+        if matched is None:
+            return gateway_error(403, "Missing Authentication Token")
+        route, path_parameters = matched
+        identity = None
+        if route.iam_auth:
+            identity = self._authorised_identity(request)
+            if identity is None:
+                return _unauthorised()
+        header = {name.lower(): value for name, value in request.headers}
+        event = proxy_event(
+            request,
+            resource=route.path,
+            path_parameters=path_parameters,
+            stage=route.stage,
+            at=self.clock.now(),
+            binary=is_binary(header.get("content-type"), route.binary_media_types, request.body),
+            identity=identity,
+        )
+        try:
+            result = self.invoke(route.function, event)
+        except Exception:
+            traceback.print_exc()
+            return gateway_error(502, "Internal server error")
+        return http_response(result)
+
+    def _authorised_identity(self, request: HttpRequest) -> dict[str, str | None] | None:
+        """AWS_IAM stands in as a bearer token locally; the caller becomes a dev IAM user."""
+        given = next((value for name, value in request.headers if name.lower() == "authorization"), "")
+        scheme, _, token = given.partition(" ")
+        expected = self.config.ops_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            return None
+        user_agent = next((value for name, value in request.headers if name.lower() == "user-agent"), None)
+        return anonymous_identity(request.source_ip, user_agent) | {
+            "accountId": ACCOUNT_ID,
+            "caller": "AIDALOCALDEVUSER",
+            "user": "AIDALOCALDEVUSER",
+            "accessKey": "ASIALOCALDEVKEY",
+            "userArn": DEV_IDENTITY_ARN,
+        }
+
+    # -- the queue pump ----------------------------------------------------------------------------
+
+    def pump(self) -> int:
+        """One pass of every SQS event source mapping; how many messages were handed to functions.
+
+        A record that fails is made visible again at once (Lambda waits for the visibility timeout),
+        so a failing message reaches the dead-letter queue after maxReceiveCount passes, not hours.
+        """
+        sqs = boto3.client("sqs", region_name=REGION)
+        handled = 0
+        for spec in self._specs.values():
+            for subscription in spec.subscriptions:
+                url = self.provisioned.physical[subscription.queue]
+                arn = self.provisioned.queue_arns[subscription.queue]
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(10, subscription.batch_size),
+                    WaitTimeSeconds=0,
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages", [])
+                if not messages:
+                    continue
+                handled += len(messages)
+                records = [record_of_message(dict(message), arn) for message in messages]
+                failed = self._deliver(spec.logical_id, records, subscription.reports_item_failures)
+                for record in records:
+                    if record["messageId"] in failed:
+                        sqs.change_message_visibility(
+                            QueueUrl=url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+                        )
+                    else:
+                        sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
+        return handled
+
+    def _deliver(self, function: str, records: list[dict[str, Any]], partial: bool) -> set[str]:
+        everything = {record["messageId"] for record in records}
+        try:
+            result = self.invoke(function, {"Records": records})
+        except Exception:
+            traceback.print_exc()
+            return everything
+        if not partial:
+            return set()
+        failures = result.get("batchItemFailures", []) if isinstance(result, dict) else None
+        if failures is None:
+            return everything
+        return {str(failure.get("itemIdentifier")) for failure in failures} & everything
+
+    def settle(self) -> int:
+        """Pump until every subscribed queue is empty; the number of messages handled."""
+        total = 0
+        for _ in range(SETTLE_ROUNDS):
+            handled = self.pump()
+            total += handled
+            if handled == 0 and self._queues_empty():
+                return total
+        raise RuntimeError(f"the queues did not settle in {SETTLE_ROUNDS} passes")
+
+    def _queues_empty(self) -> bool:
+        sqs = boto3.client("sqs", region_name=REGION)
+        for spec in self._specs.values():
+            for subscription in spec.subscriptions:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=self.provisioned.physical[subscription.queue],
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                if any(int(count) for count in attributes.values()):
+                    return False
+        return True
+
+    # -- the scheduler -----------------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> list[dict[str, str]]:
+        return [
+            {"function": s.spec.function, "event": s.spec.event, "kind": s.spec.kind, "expression": s.spec.expression}
+            for s in self._schedules
+        ]
+
+    def run_due(self) -> list[str]:
+        """Run each schedule that came due since it was last checked, once, at its latest due time.
+
+        Missed fire times are coalesced: moving the clock three hours runs a rate(1 minute) function
+        once, not 180 times, as a rule that was paused would.
+        """
+        now = self.clock.now()
+        ran = []
+        for schedule in self._schedules:
+            due = schedule.expression.latest_due(schedule.checked_until, now)
+            schedule.checked_until = now if now > schedule.checked_until else schedule.checked_until
+            if due is not None:
+                self._run_schedule(schedule.spec, due)
+                ran.append(f"{schedule.spec.function}.{schedule.spec.event}")
+        return ran
+
+    def tick(self) -> list[str]:
+        """Run every scheduled function once at the current clock, then settle."""
+        now = self.clock.now()
+        for schedule in self._schedules:
+            self._run_schedule(schedule.spec, now)
+            schedule.checked_until = max(schedule.checked_until, now)
+        self.settle()
+        return [f"{s.spec.function}.{s.spec.event}" for s in self._schedules]
+
+    def _run_schedule(self, spec: ScheduledInvocation, at: datetime) -> None:
+        try:
+            self.invoke(spec.function, scheduled_event(spec, at))
+        except Exception:
+            traceback.print_exc()
+
+    def clock_moved(self) -> list[str]:
+        ran = self.run_due()
+        self.settle()
+        return ran
+
+    # -- mail --------------------------------------------------------------------------------------
+
+    def _collect_mail(self) -> None:
+        """Stamp mail SES took since the last look with the runner's clock (moto keeps no send time)."""
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.ses.models import ses_backends
+
+        sent = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+        for message in sent[self._seen_mail :]:
+            self._mail.append(_sent_mail(message, self.clock.now()))
+        self._seen_mail = len(sent)
+
+    @property
+    def outbox(self) -> list[SentMail]:
+        with self._lock:
+            self._collect_mail()
+            return list(self._mail)
+
+
+def _wiring() -> Any:
+    """The package's composition root, importable once the template's layers are on the path.
+
+    Its clock becomes the runner's, and a reset makes it build fresh clients for the new endpoint.
+    """
+    from appointments import wiring
+
+    return wiring
+
+
+def scheduled_event(spec: ScheduledInvocation, at: datetime) -> dict[str, Any]:
+    """What EventBridge (``Schedule``) or EventBridge Scheduler (``ScheduleV2``) delivers at ``at``."""
+    time = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if spec.kind == "ScheduleV2":
+        text = spec.input or "{}"
+        for placeholder, value in (
+            ("<aws.scheduler.scheduled-time>", time),
+            ("<aws.scheduler.execution-id>", str(uuid.uuid4())),
+            ("<aws.scheduler.attempt-number>", "1"),
+        ):
+            text = text.replace(placeholder, value)
+        delivered: dict[str, Any] = json.loads(text)
+        return delivered
+    if spec.input is not None:
+        custom: dict[str, Any] = json.loads(spec.input)
+        return custom
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": time,
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{spec.function}-{spec.event}"],
+        "detail": {},
+    }
+
+
+def _sent_mail(message: Any, at: datetime) -> SentMail:
+    raw = getattr(message, "raw_data", None)
+    if raw is not None:
+        parsed = message_from_bytes(raw.encode() if isinstance(raw, str) else raw, policy=policy.default)
+        text_part = parsed.get_body(preferencelist=("plain",))
+        html_part = parsed.get_body(preferencelist=("html",))
+        return SentMail(
+            # moto lists a recipient once per header and once per Destination: each is mailed once.
+            to=tuple(dict.fromkeys(str(a) for a in getattr(message, "destinations", []) or [parsed.get("To", "")])),
+            sender=str(parsed.get("From", getattr(message, "source", ""))),
+            subject=str(parsed.get("Subject", "")),
+            text=text_part.get_content() if text_part is not None else None,
+            html=html_part.get_content() if html_part is not None else None,
+            sent_at=at,
+        )
+    destinations = getattr(message, "destinations", {}) or {}
+    to = destinations.get("ToAddresses", []) if isinstance(destinations, dict) else list(destinations)
+    body = str(getattr(message, "body", "") or "")
+    html = body if body.lstrip().startswith("<") else None
+    return SentMail(
+        to=tuple(to),
+        sender=str(getattr(message, "source", "")),
+        subject=str(getattr(message, "subject", "")),
+        text=None if html is not None else body,
+        html=html,
+        sent_at=at,
+    )
+
+
+def _unauthorised() -> HttpResponse:
+    body = {
+        "error": {"code": "unauthorized", "message": "a valid bearer token is required", "details": []},
+        "request_id": str(uuid.uuid4()),
+    }
+    return HttpResponse(
+        status=401,
+        headers=[("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")],
+        body=json.dumps(body).encode(),
+    )
+
+
+def describe_route(route: ApiRoute) -> str:
+    auth = " (bearer token)" if route.iam_auth else ""
+    return f"{route.method:6} {route.path}{auth} → {route.function}"
