@@ -92,6 +92,7 @@ def _pair(text: str) -> tuple[str, str]:
 def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, seconds: float) -> None:
     base = f"http://127.0.0.1:{server.port}"
     lines = [f"localdev: the appointment desk on {base} (ready in {seconds:.2f} s, clock {runner.clock.mode})", ""]
+    lines += [f"Embedded AWS (moto): {runner.endpoint}  (point boto3 or the AWS CLI at it with --endpoint-url)", ""]
     lines += ["Routes:"] + [f"  {describe_route(route)}" for route in runner.routes]
     lines += ["", "Queues pumped into functions:"] + [f"  {line}" for line in runner.subscriptions] or ["  (none)"]
     lines += ["", "Schedules, on the runner's clock:"]

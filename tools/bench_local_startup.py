@@ -1,0 +1,60 @@
+"""How long ``python -m localdev serve`` takes from launch to answering ``/_local/health``.
+
+Usage: ``python -m tools.bench_local_startup [runs]`` (default 5). Each run starts a fresh process on
+a free loopback port, polls health until it answers, then stops it with SIGINT and checks it exited.
+Prints each run and the median; a figure, never a test: this machine is noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"on http://127\.0\.0\.1:(\d+) \(ready in ([0-9.]+) s")
+
+
+def one_run() -> tuple[float, float]:
+    """Seconds from launch to the first answer of /_local/health, and the runner's own start time."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+    launched = time.monotonic()
+    with subprocess.Popen(
+        [sys.executable, "-m", "localdev", "serve", "--port", "0", "--clock", "manual"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        for line in process.stdout or ():
+            if match := READY.search(line):
+                break
+        else:
+            raise SystemExit("the runner exited before it was ready")
+        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/_local/health", timeout=10) as response:
+            response.read()
+        answered = time.monotonic() - launched
+        process.send_signal(signal.SIGINT)
+        if process.wait(timeout=20) != 0:
+            raise SystemExit("the runner did not stop cleanly")
+    return answered, float(match.group(2))
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    figures = [one_run() for _ in range(runs)]
+    for index, (answered, own) in enumerate(figures, 1):
+        print(f"run {index}: health answered {answered:.2f} s after launch (runner's own start {own:.2f} s)")
+    launch_to_health = [a for a, _ in figures]
+    print(f"median {statistics.median(launch_to_health):.2f} s, max {max(launch_to_health):.2f} s over {runs} runs")
+
+
+if __name__ == "__main__":
+    main()
