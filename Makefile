@@ -12,7 +12,7 @@ SAM := $(SAM_VENV)/bin/sam
 PY313_BIN ?= $(shell d=$$(pyenv root 2>/dev/null)/versions; ls -d $$d/3.13*/bin 2>/dev/null | sort -V | tail -1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test test-unit test-integration lint fmt fmt-check type lint-template check build deploy run bench clean
+.PHONY: help venv test test-unit test-integration lint fmt fmt-check type lint-template check build deploy run bench openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ deploy: build ## sam deploy --guided
 
 run: $(VENV)/.installed ## the local runner on 127.0.0.1:3000 (embedded AWS; RUN_ARGS="--clock manual" etc.)
 	$(PY) -m localdev serve $(RUN_ARGS)
+
+openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the ops API's routes and models
+	$(PY) -m tools.openapi
 
 bench: $(VENV)/.installed ## figures, not tests: local runner start-up time (launch → /_local/health)
 	$(PY) -m tools.bench_local_startup 5

@@ -14,8 +14,12 @@ os.environ.update(
         # botocore >= 1.44 routes some calls to account-id endpoints that moto does not serve.
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
+        # Metrics stay on (their EMF lines go to the captured stdout): Powertools 3.37 never clears the
+        # metric set when POWERTOOLS_METRICS_DISABLED is set, so a long run would overflow it.
+        # The namespace is read when the shared Metrics is built at import, as in Lambda.
+        "POWERTOOLS_METRICS_NAMESPACE": "AppointmentDesk",
     }
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)

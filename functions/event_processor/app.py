@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 
 from appointments import wiring
@@ -30,4 +31,7 @@ def apply_record(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=apply_record, processor=processor, context=context)
+    metrics.add_metric(name="EventRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    response = process_partial_response(event=event, record_handler=apply_record, processor=processor, context=context)
+    metrics.add_metric(name="EventRecordsFailed", unit=MetricUnit.Count, value=len(response["batchItemFailures"]))
+    return response

@@ -42,4 +42,5 @@ def receive(source: str) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="WebhookRequests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from appointments import wiring
 from appointments.adapters.clock import ManualClock
-from localdev.apigw import HttpRequest, proxy_event
+from localdev.apigw import HttpRequest, RouteTable, anonymous_identity, is_binary, proxy_event
 from localdev.lambdas import Handler, LambdaContext, load_handler
 from localdev.resources import provision
 from localdev.signing import signature_headers
@@ -30,7 +30,15 @@ GENERIC_SECRET = "whsec_generic_integration"
 CALCOM_SECRET = "calcom-integration-secret"
 CALENDLY_SECRET = "calendly-integration-signing-key"
 AUTOTASK_SECRET = "autotask-integration-secret"
+OPS_CALLER = "arn:aws:iam::123456789012:user/dana.dispatcher"
 SECRETS = {"generic": GENERIC_SECRET, "calcom": CALCOM_SECRET, "calendly": CALENDLY_SECRET, "autotask": AUTOTASK_SECRET}
+
+
+@dataclass(frozen=True)
+class OpsReply:
+    status: int
+    headers: dict[str, str]
+    body: Any
 
 
 @dataclass
@@ -59,6 +67,61 @@ class Stack:
             binary=base64_body,
         )
         response: dict[str, Any] = self.invoke("WebhookIngressFunction", event)
+        return response
+
+    def ops(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        caller: str | None = OPS_CALLER,
+        raw: bytes | None = None,
+    ) -> OpsReply:
+        """A request to the ops API, as API Gateway passes it on once IAM has authenticated ``caller``."""
+        response = self.ops_raw(method, path, body, headers=headers, caller=caller, raw=raw)
+        multi = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items() if values}
+        return OpsReply(
+            status=response["statusCode"],
+            headers={**(response.get("headers") or {}), **multi},
+            body=json.loads(response["body"]) if response.get("body") else None,
+        )
+
+    def ops_raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        caller: str | None = OPS_CALLER,
+        raw: bytes | None = None,
+    ) -> dict[str, Any]:
+        routes = RouteTable(route for spec in self.specs.values() for route in spec.routes if route.iam_auth)
+        url_path, _, query = path.partition("?")
+        matched = routes.match(method, url_path)
+        assert matched is not None, f"the template declares no ops route for {method} {url_path}"
+        route, parameters = matched
+        payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        request = HttpRequest(
+            method=method,
+            path=url_path,
+            query=query,
+            headers=tuple({"Content-Type": "application/json", **(headers or {})}.items()),
+            body=payload,
+        )
+        identity = anonymous_identity("198.51.100.7", "ops-test") | ({"userArn": caller} if caller else {})
+        event = proxy_event(
+            request,
+            resource=route.path,
+            path_parameters=parameters,
+            stage=route.stage,
+            at=self.clock.now(),
+            binary=is_binary(None, (), payload),
+            identity=identity,
+        )
+        response: dict[str, Any] = self.invoke(route.function, event)
         return response
 
     def signed_post(self, source: str, body: bytes) -> dict[str, Any]:

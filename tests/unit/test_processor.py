@@ -281,3 +281,13 @@ def test_a_version_conflict_is_reread_and_applied_once() -> None:
     apply(generic_event("appointment_assigned", appointment={"external_id": "stf-981"}))
     assert store.conflicts == 0
     assert [e.action for e in store.load(only(store)).history] == [Action.CREATE, Action.REASSIGN]
+
+
+def test_a_booking_arms_the_timed_rules_and_a_cancellation_disarms_them(store: InMemoryAppointmentStore) -> None:
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    booked = store.get(only(store))
+    # Booked at 10:01 for 15:00 the same day: the 24 h reminder time has passed, so the rules look at once.
+    assert booked.next_due_at == booked.start - timedelta(hours=24)
+    apply(generic_event("appointment_cancelled"))
+    assert store.get(only(store)).next_due_at is None

@@ -7,6 +7,7 @@ function's environment and this model say the same thing.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
+from appointments.domain.due import RuleTimings
 from appointments.domain.model import Email
 from appointments.errors import ConfigError
 
@@ -88,6 +90,14 @@ class Settings(BaseModel):
 
     def catalog(self) -> AppointmentTypeCatalog:
         return AppointmentTypeCatalog.with_overrides(self.appointment_types)
+
+    def rule_timings(self) -> RuleTimings:
+        return RuleTimings(
+            reminder_offsets=tuple(timedelta(hours=hours) for hours in self.reminder_offsets_hours),
+            pre_notice=timedelta(hours=self.pre_notice_hours),
+            auto_cancel=timedelta(hours=self.auto_cancel_hours),
+            no_show_limit=timedelta(hours=self.no_show_limit_hours),
+        )
 
     @model_validator(mode="after")
     def _mapped_types_are_known(self) -> Settings:

@@ -187,3 +187,27 @@ class UnsupportedPayload(InvalidInput):
     """A webhook's JSON of the wrong shape; the message names the field."""
 
     code = "unsupported_payload"
+
+
+class PreconditionFailed(AppError):
+    """``If-Match`` named a version that is no longer current: re-read, then decide again."""
+
+    code = "precondition_failed"
+    http_status = HTTPStatus.PRECONDITION_FAILED
+
+    def __init__(self, appointment_id: str, given: int, current: int | None) -> None:
+        now = f"; it is now version {current}" if current is not None else ""
+        super().__init__(
+            f"appointment {appointment_id!r} is no longer version {given}{now}",
+            details=({"given_version": given, "current_version": current},),
+        )
+
+
+class Unauthenticated(AppError):
+    """The caller has no identity the API can act for."""
+
+    code = "unauthorized"
+    http_status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self) -> None:
+        super().__init__("the request carries no caller identity")

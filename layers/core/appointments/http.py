@@ -10,8 +10,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from appointments.errors import AppError
+from appointments.errors import AppError, MalformedPayload, Unauthenticated
 from appointments.observability import logger
 
 if TYPE_CHECKING:
@@ -45,5 +47,59 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
             body=error_body("internal_error", "something went wrong; the error was logged", [], request_id()),
         )
 
+    def _invalid(error: RequestValidationError) -> Response[str]:
+        details = [
+            {"field": _field(problem.get("loc", ())), "message": str(problem.get("msg", ""))}
+            for problem in error.errors()
+        ]
+        message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "the request is not valid"
+        return Response(
+            status_code=422,
+            content_type=content_types.APPLICATION_JSON,
+            body=error_body("validation_error", message, details, request_id()),
+        )
+
+    def _undecodable(error: UnicodeDecodeError) -> Response[str]:
+        # Powertools decodes the body as UTF-8 before validating it; bytes that are not text are the caller's error.
+        return _app_error(MalformedPayload("the body is not UTF-8 JSON"))
+
+    def _no_route(error: NotFoundError) -> Response[str]:
+        # No route matches: a path parameter the routes cannot hold (a slash, a control character).
+        return Response(
+            status_code=404,
+            content_type=content_types.APPLICATION_JSON,
+            body=error_body("not_found", "nothing is found at this path", [], request_id()),
+        )
+
     app.exception_handler(AppError)(_app_error)
+    app.exception_handler(NotFoundError)(_no_route)
+    app.exception_handler(UnicodeDecodeError)(_undecodable)
+    app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(Exception)(_unexpected)
+
+
+def _field(location: Any) -> str:
+    """``("body", "customer", "email")`` → ``customer.email``; a query or header keeps its own name."""
+    parts = [str(part) for part in location]
+    if len(parts) > 1 and parts[0] in ("body", "query", "header", "path"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def caller_identity(event: dict[str, Any]) -> str | None:
+    """The IAM user or role ARN API Gateway authenticated (AWS_IAM auth), if any."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    arn = identity.get("userArn")
+    return arn if isinstance(arn, str) and arn else None
+
+
+def unauthenticated(event: dict[str, Any]) -> dict[str, Any]:
+    """The 401 for a request with no caller, answered before the body is read."""
+    error = Unauthenticated()
+    request_id = ((event.get("requestContext") or {}).get("requestId")) or None
+    return {
+        "statusCode": int(error.http_status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": error_body(error.code, error.message, [], request_id),
+        "isBase64Encoded": False,
+    }

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
     from appointments.sources.base import Source
+from appointments.domain.coupons import CouponPolicy
+from appointments.services.back_office import BackOffice, BackOfficePolicy
 from appointments.services.ingress import WebhookIngress
 from appointments.services.processor import EventProcessor, SourcePolicy
 from appointments.sources.autotask import AutotaskSource
@@ -95,13 +97,24 @@ def event_processor() -> EventProcessor:
         default_types=config.source_default_types,
         type_map=config.vendor_type_map,
         customer_mail_sources=config.customer_mail_sources,
+        timings=config.rule_timings(),
     )
     return EventProcessor(store(), clock(), catalog(), policy)
+
+
+@functools.cache
+def back_office() -> BackOffice:
+    config = settings()
+    policy = BackOfficePolicy(
+        coupons=CouponPolicy(percent=config.coupon_percent, valid_days=config.coupon_valid_days),
+        timings=config.rule_timings(),
+    )
+    return BackOffice(store(), clock(), catalog(), policy)
 
 
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
     global _clock
     _clock = None
-    for factory in (settings, catalog, store, webhook_ingress, event_processor):
+    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office):
         factory.cache_clear()

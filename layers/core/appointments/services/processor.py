@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from appointments.domain import lifecycle
+from appointments.domain.due import RuleTimings, armed
 from appointments.domain.events import EventKind
 from appointments.domain.history import HistoryEntry, Record
 from appointments.domain.ids import new_ulid
@@ -50,6 +51,7 @@ class SourcePolicy:
     default_types: Mapping[str, str] = field(default_factory=dict)  # source -> our type key
     type_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # source -> vendor type -> key
     customer_mail_sources: frozenset[str] = frozenset()  # sources whose changes we mail customers about
+    timings: RuleTimings = field(default_factory=RuleTimings)  # when the timed rules look next
 
     def type_for(self, source: str, vendor_type: str | None) -> tuple[str, bool]:
         """Our type key for a vendor type, and whether it was mapped (False: the source's default)."""
@@ -147,7 +149,7 @@ class EventProcessor:
                 )
             ).with_mails(self._ops_alert(after, "unmapped appointment type", unmapped))
         change = self._with_customer_mail(change, event, MailKind.CONFIRMATION)
-        return _stamped(change, event, applied=True)
+        return _stamped(self._armed(change), event, applied=True)
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class EventProcessor:
         except InvalidTransition as refused:
             detail = {**_event_detail(event), "reason": refused.message}
             change = lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
-        self._store.commit(_stamped(change, event, applied=True))
+        self._store.commit(_stamped(self._armed(change), event, applied=True))
 
     def _decide(self, appointment: Appointment, event: CanonicalEvent) -> Change:
         at, actor, kind = self._clock.now(), Actor.source(event.source), event.kind
@@ -247,6 +249,9 @@ class EventProcessor:
             at=self._clock.now(),
             actor=Actor.source(event.source),
         )
+
+    def _armed(self, change: Change) -> Change:
+        return armed(change, self._catalog, self._policy.timings, now=self._clock.now())
 
     @staticmethod
     def _require(appointment: Appointment, kind: EventKind, condition: bool, reason: str) -> None:

@@ -1,0 +1,242 @@
+"""The ops API: every back-office action (DESIGN §7). IAM auth in AWS, a bearer token locally.
+
+The caller's identity (the IAM user or role ARN API Gateway puts in the request context) is the actor
+in history; a request without one is refused before its body is read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime  # noqa: TC003 - Powertools reads the routes' annotations at run time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from appointments import wiring
+from appointments.api.ops import (
+    ACTION_ERRORS,
+    CHECK_IN,
+    CREATE_ERRORS,
+    READ_ERRORS,
+    REOPEN,
+    AppointmentDetail,
+    AppointmentList,
+    AppointmentView,
+    CancelBody,
+    CompleteBody,
+    ConfirmBody,
+    ContactAttemptBody,
+    CreateBody,
+    DeferBody,
+    HoldBody,
+    NoShowBody,
+    NoteBody,
+    ReassignBody,
+    RequestRescheduleBody,
+    RescheduleBody,
+    answers,
+    external_ref,
+    if_match_version,
+)
+from appointments.domain.model import Actor, Status
+from appointments.http import caller_identity, register_error_handlers, unauthenticated
+from appointments.observability import logger, metrics, tracer
+from appointments.services.back_office import AppointmentQuery
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from appointments.domain.model import Appointment
+    from appointments.services.back_office import Command
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(path="/docs", title="Appointment desk: ops API", version="1.0.0")
+register_error_handlers(app)
+
+ACTED = answers(AppointmentView, ACTION_ERRORS)
+IfMatch = Annotated[str | None, Header(alias="If-Match", description="The version the change is meant for.")]
+
+
+def _actor() -> Actor:
+    return Actor.ops(caller_identity(app.current_event.raw_event) or "unknown")
+
+
+def _answer(appointment: Appointment, body: AppointmentView, status_code: int = 200) -> Response[AppointmentView]:
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"ETag": f'"{appointment.version}"'},
+    )
+
+
+def _acted(appointment_id: str, command: Command, if_match: str | None) -> Response[AppointmentView]:
+    after = wiring.back_office().act(appointment_id, command, actor=_actor(), if_match=if_match_version(if_match))
+    return _answer(after, AppointmentView.of(after))
+
+
+@app.get(
+    "/appointments",
+    summary="List appointments by start time, with filters",
+    responses=answers(AppointmentList, READ_ERRORS),
+)
+def list_appointments(
+    start_from: Annotated[datetime | None, Query(alias="from", description="Start at or after (ISO-8601).")] = None,
+    start_to: Annotated[datetime | None, Query(alias="to", description="Start before (ISO-8601).")] = None,
+    status: Annotated[Status | None, Query()] = None,
+    unassigned: Annotated[bool | None, Query()] = None,
+    technician: Annotated[str | None, Query(max_length=500, description="A technician id.")] = None,
+    external_id: Annotated[str | None, Query(max_length=200, description="<system>:<id>")] = None,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AppointmentList:
+    query = AppointmentQuery(
+        start_from=start_from,
+        start_to=start_to,
+        status=status,
+        unassigned=unassigned,
+        technician=technician,
+        external_ref=external_ref(external_id) if external_id else None,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = wiring.back_office().find(query)
+    return AppointmentList(items=[AppointmentView.of(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@app.get(
+    "/appointments/<appointment_id>",
+    summary="One appointment with notes, contact attempts and history",
+    responses=answers(AppointmentDetail, READ_ERRORS),
+)
+def get_appointment(appointment_id: str) -> Response[AppointmentDetail]:
+    record = wiring.back_office().detail(appointment_id)
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=AppointmentDetail.of_record(record),
+        headers={"ETag": f'"{record.appointment.version}"'},
+    )
+
+
+@app.post(
+    "/appointments",
+    summary="Create an appointment agreed by phone",
+    responses=answers(AppointmentView, CREATE_ERRORS, status=201),
+)
+def create_appointment(body: CreateBody) -> Response[AppointmentView]:
+    created = wiring.back_office().create(body.draft(), actor=_actor())
+    return _answer(created, AppointmentView.of(created), status_code=201)
+
+
+@app.post(
+    "/appointments/<appointment_id>/reschedule",
+    summary="Move to a new time; the customer is mailed",
+    responses=ACTED,
+)
+def reschedule(appointment_id: str, body: RescheduleBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/request-reschedule",
+    summary="Ask the customer to pick a new time",
+    responses=ACTED,
+)
+def request_reschedule(
+    appointment_id: str, body: RequestRescheduleBody, if_match: IfMatch = None
+) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/reassign",
+    summary="Replace the technicians; the customer is mailed",
+    responses=ACTED,
+)
+def reassign(appointment_id: str, body: ReassignBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post("/appointments/<appointment_id>/confirm", summary="Accept a requested appointment", responses=ACTED)
+def confirm(appointment_id: str, body: ConfirmBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/cancel",
+    summary="Cancel, offering a coupon unless a discount exists",
+    responses=ACTED,
+)
+def cancel(appointment_id: str, body: CancelBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post("/appointments/<appointment_id>/complete", summary="Record the work done", responses=ACTED)
+def complete(appointment_id: str, body: CompleteBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/reopen",
+    summary="Back to scheduled from completed or no-show",
+    responses=ACTED,
+)
+def reopen(appointment_id: str, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, REOPEN, if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/no-show",
+    summary="Mark the customer absent (once the start has passed)",
+    responses=ACTED,
+)
+def no_show(appointment_id: str, body: NoShowBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post("/appointments/<appointment_id>/check-in", summary="The customer called in: no no-show", responses=ACTED)
+def check_in(appointment_id: str, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, CHECK_IN, if_match)
+
+
+@app.post("/appointments/<appointment_id>/notes", summary="Add an internal note (never mailed)", responses=ACTED)
+def add_note(appointment_id: str, body: NoteBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/contact-attempts",
+    summary="Log a call; mails the link unless reached",
+    responses=ACTED,
+)
+def contact_attempt(
+    appointment_id: str, body: ContactAttemptBody, if_match: IfMatch = None
+) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post("/appointments/<appointment_id>/hold", summary="Keep on schedule: no auto-cancel", responses=ACTED)
+def hold(appointment_id: str, body: HoldBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@app.post(
+    "/appointments/<appointment_id>/defer",
+    summary="Push N weeks out (default 4); the customer is mailed",
+    responses=ACTED,
+)
+def defer(appointment_id: str, body: DeferBody, if_match: IfMatch = None) -> Response[AppointmentView]:
+    return _acted(appointment_id, body.command(), if_match)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="OpsRequests", unit=MetricUnit.Count, value=1)
+    if caller_identity(event) is None:
+        return unauthenticated(event)
+    return app.resolve(event, context)

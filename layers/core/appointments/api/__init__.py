@@ -1,0 +1,1 @@
+"""Request and response models of the HTTP APIs: what the OpenAPI document is generated from."""

@@ -1,0 +1,285 @@
+"""The back office: every action a dispatcher takes on an appointment (DESIGN §7, seeds 002 and 004).
+
+Each action reads the appointment, decides through the lifecycle, adds the customer mail the seeds
+say the customer gets (reschedule, request-reschedule, reassign, confirm, cancel, defer, a contact
+attempt that did not reach them; never an internal note), re-arms the timed rules' next check, and
+commits all of it in one transaction conditioned on the version it read. ``If-Match`` pins that
+version: a stale one is a 412. Without it, a concurrent writer is re-read and the action decided again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from appointments.domain import lifecycle
+from appointments.domain.due import RuleTimings, armed
+from appointments.domain.ids import new_ulid
+from appointments.domain.model import CancelledBy, ContactOutcome, Status
+from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.errors import InvalidInput, PreconditionFailed, VersionConflict
+
+if TYPE_CHECKING:
+    from appointments.domain.appointment_types import AppointmentTypeCatalog
+    from appointments.domain.coupons import CouponPolicy
+    from appointments.domain.lifecycle import AppointmentDraft, Change
+    from appointments.domain.model import Actor, Appointment, ExternalRef, Technician
+    from appointments.ports import AppointmentPage, AppointmentRecord, AppointmentStore, Clock
+
+ATTEMPTS = 3
+DEFAULT_LIST_DAYS = 14
+
+
+# -- commands: what a dispatcher asks for -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    start: datetime
+    end: datetime | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestReschedule:
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Reassign:
+    technicians: tuple[Technician, ...]
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Confirm:
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    reason: str
+    message: str | None = None
+    offer_discount: bool = True
+
+
+@dataclass(frozen=True)
+class Complete:
+    duration_minutes: int
+    outcome: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reopen:
+    pass
+
+
+@dataclass(frozen=True)
+class NoShow:
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    pass
+
+
+@dataclass(frozen=True)
+class AddNote:
+    text: str
+
+
+@dataclass(frozen=True)
+class LogContactAttempt:
+    outcome: ContactOutcome
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class SetHold:
+    on: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Defer:
+    weeks: int = 4
+    message: str | None = None
+
+
+Command = (
+    Reschedule
+    | RequestReschedule
+    | Reassign
+    | Confirm
+    | Cancel
+    | Complete
+    | Reopen
+    | NoShow
+    | CheckIn
+    | AddNote
+    | LogContactAttempt
+    | SetHold
+    | Defer
+)
+
+
+@dataclass(frozen=True)
+class AppointmentQuery:
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    status: Status | None = None
+    unassigned: bool | None = None
+    technician: str | None = None
+    external_ref: ExternalRef | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class BackOfficePolicy:
+    coupons: CouponPolicy
+    timings: RuleTimings = field(default_factory=RuleTimings)
+
+
+class BackOffice:
+    def __init__(
+        self, store: AppointmentStore, clock: Clock, catalog: AppointmentTypeCatalog, policy: BackOfficePolicy
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._catalog = catalog
+        self._policy = policy
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def detail(self, appointment_id: str) -> AppointmentRecord:
+        return self._store.load(appointment_id)
+
+    def find(self, query: AppointmentQuery) -> AppointmentPage:
+        from appointments.ports import AppointmentPage
+
+        if query.external_ref is not None:
+            found = self._store.find_by_external_ref(query.external_ref)
+            items = () if found is None else (self._store.get(found),)
+            return AppointmentPage(items=tuple(a for a in items if _matches(a, query)), next_cursor=None)
+        start_from = query.start_from or self._clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        start_to = query.start_to or start_from + timedelta(days=DEFAULT_LIST_DAYS)
+        if start_to <= start_from:
+            raise InvalidInput("to", "must be after from")
+        page = self._store.list_between(start_from, start_to, query.limit, query.cursor)
+        return AppointmentPage(items=tuple(a for a in page.items if _matches(a, query)), next_cursor=page.next_cursor)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def create(self, draft: AppointmentDraft, *, actor: Actor) -> Appointment:
+        """A booking agreed by phone: ours, so the customer gets our confirmation."""
+        at = self._clock.now()
+        change = lifecycle.create(draft, appointment_id=new_ulid(at), catalog=self._catalog, at=at, actor=actor)
+        change = self._customer_mail(change, MailKind.CONFIRMATION, {})
+        change = armed(change, self._catalog, self._policy.timings, now=at)
+        self._store.commit(change)
+        return change.after
+
+    def act(self, appointment_id: str, command: Command, *, actor: Actor, if_match: int | None = None) -> Appointment:
+        for remaining in reversed(range(ATTEMPTS)):
+            appointment = self._store.get(appointment_id)
+            if if_match is not None and appointment.version != if_match:
+                raise PreconditionFailed(appointment_id, if_match, appointment.version)
+            at = self._clock.now()
+            change = armed(self._decide(appointment, command, actor, at), self._catalog, self._policy.timings, now=at)
+            try:
+                self._store.commit(change)
+            except VersionConflict:
+                if if_match is not None:
+                    raise PreconditionFailed(appointment_id, if_match, None) from None
+                if remaining == 0:
+                    raise
+                continue
+            return change.after
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(self, appointment: Appointment, command: Command, actor: Actor, at: datetime) -> Change:  # noqa: C901 - one branch per command
+        match command:
+            case Reschedule(start=start, end=end, message=message):
+                change = lifecycle.reschedule(appointment, start=start, end=end, at=at, actor=actor, message=message)
+                return self._customer_mail(change, MailKind.RESCHEDULED, _said(message))
+            case RequestReschedule(message=message):
+                change = lifecycle.request_reschedule(appointment, at=at, actor=actor, message=message)
+                return self._customer_mail(change, MailKind.RESCHEDULE_REQUEST, _said(message))
+            case Reassign(technicians=technicians, message=message):
+                change = lifecycle.reassign(appointment, technicians, at=at, actor=actor, message=message)
+                return self._customer_mail(change, MailKind.REASSIGNED, _said(message))
+            case Confirm(message=message):
+                change = lifecycle.confirm(appointment, at=at, actor=actor, message=message)
+                return self._customer_mail(change, MailKind.CONFIRMATION, _said(message))
+            case Cancel():
+                return self._cancel(appointment, command, actor, at)
+            case Complete(duration_minutes=minutes, outcome=outcome, reason=reason):
+                return lifecycle.complete(
+                    appointment, duration_minutes=minutes, outcome=outcome, reason=reason, at=at, actor=actor
+                )
+            case Reopen():
+                return lifecycle.reopen(appointment, at=at, actor=actor)
+            case NoShow(note=note):
+                return lifecycle.mark_no_show(appointment, at=at, actor=actor, note=note)
+            case CheckIn():
+                return lifecycle.check_in(appointment, at=at, actor=actor)
+            case AddNote(text=text):
+                return lifecycle.add_note(appointment, text=text, at=at, actor=actor)
+            case LogContactAttempt(outcome=outcome, note=note):
+                change = lifecycle.record_contact_attempt(appointment, outcome=outcome, at=at, actor=actor, note=note)
+                if outcome is ContactOutcome.REACHED:
+                    return change
+                # Voicemail, busy, no answer: the customer gets the link to pick a time themselves.
+                return self._customer_mail(change, MailKind.CONTACT_ATTEMPT, {"outcome": outcome.value})
+            case SetHold(on=on, reason=reason):
+                return lifecycle.set_hold(appointment, on=on, reason=reason, at=at, actor=actor)
+            case Defer(weeks=weeks, message=message):
+                change = lifecycle.defer(appointment, weeks=weeks, at=at, actor=actor, message=message)
+                return self._customer_mail(change, MailKind.RESCHEDULED, _said(message))
+        raise TypeError(f"not a back-office command: {command!r}")
+
+    def _cancel(self, appointment: Appointment, command: Cancel, actor: Actor, at: datetime) -> Change:
+        # Checked before a coupon is drawn: a refused cancel must not burn a code.
+        lifecycle.target_status(appointment.status, lifecycle.A.CANCEL)
+        coupon = self._policy.coupons.offer(appointment, at=at) if command.offer_discount else None
+        change = lifecycle.cancel(
+            appointment,
+            by=CancelledBy.OPS,
+            reason=command.reason,
+            message=command.message,
+            coupon=coupon,
+            at=at,
+            actor=actor,
+        )
+        context: dict[str, Any] = {**_said(command.message), "reason": command.reason}
+        if coupon is not None:
+            context["coupon"] = {
+                "code": coupon.code,
+                "percent": coupon.percent,
+                "expires_at": coupon.expires_at.isoformat(),
+            }
+        return self._customer_mail(change, MailKind.CANCELLED, context)
+
+    def _customer_mail(self, change: Change, kind: MailKind, context: dict[str, Any]) -> Change:
+        email = change.after.customer.email
+        if email is None:
+            return change
+        return change.with_mails(
+            OutboxMail.for_change(kind, change.after, to=(email,), at=change.after.updated_at, context=context)
+        )
+
+
+def _said(message: str | None) -> dict[str, Any]:
+    return {"message": message} if message else {}
+
+
+def _matches(appointment: Appointment, query: AppointmentQuery) -> bool:
+    if query.status is not None and appointment.status is not query.status:
+        return False
+    if query.unassigned is not None and appointment.is_assigned == query.unassigned:
+        return False
+    return query.technician is None or any(t.id == query.technician for t in appointment.technicians)
