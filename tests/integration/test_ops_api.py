@@ -254,3 +254,46 @@ def test_an_unassigned_appointment_is_checked_at_its_pre_notice_time(stack: Stac
     assert datetime.fromisoformat(assigned["next_due_at"]) == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
     cancelled = act(stack, body["id"], "cancel", {"reason": "no longer needed"})
     assert cancelled["next_due_at"] is None
+
+
+# --- every action route: the same contract
+
+
+ACTIONS: dict[str, dict[str, Any]] = {
+    "reschedule": {"start": "2026-11-24T16:00:00Z"},
+    "request-reschedule": {},
+    "reassign": {"technicians": []},
+    "confirm": {},
+    "cancel": {"reason": "x"},
+    "complete": {"duration_minutes": 10, "outcome": "done"},
+    "reopen": {},
+    "no-show": {},
+    "check-in": {},
+    "notes": {"text": "x"},
+    "contact-attempts": {"outcome": "busy"},
+    "hold": {"on": True},
+    "defer": {},
+}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_refuses_what_it_must(stack: Stack, action: str) -> None:
+    appointment_id = created(stack)["id"]
+    body = ACTIONS[action]
+    path = f"/appointments/{appointment_id}/{action}"
+
+    # missing auth, unknown id, stale version, bad input: each refused and nothing written
+    assert stack.ops("POST", path, body, caller=None).status == 401
+    assert stack.ops("POST", f"/appointments/01UNKNOWN/{action}", body).status == 404
+    assert stack.ops("POST", path, body, headers={"If-Match": '"7"'}).status == 412
+    invalid = stack.ops("POST", path, body, headers={"If-Match": "seven"})
+    assert (invalid.status, invalid.body["error"]["details"][0]["field"]) == (422, "If-Match")
+    if action not in ("reopen", "check-in"):  # they take no body
+        assert stack.ops("POST", path, {**body, "colour": "blue"}).status == 422
+    assert wiring.store().get(appointment_id).version == 1
+
+    # a cancelled appointment allows nothing: 409 naming the status
+    stack.ops("POST", f"/appointments/{appointment_id}/cancel", {"reason": "gone"})
+    refused = stack.ops("POST", path, body)
+    assert refused.status == 409
+    assert refused.body["error"]["details"][0]["status"] == "cancelled"

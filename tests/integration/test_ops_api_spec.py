@@ -109,8 +109,6 @@ def test_every_answer_is_documented_and_none_is_a_5xx(
     assert answered
 
 
-# Powertools reads the Swagger UI assets without closing the file (its code, not ours).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_swagger_ui_is_served_at_docs(stack: Stack) -> None:
     reply = stack.ops_raw("GET", "/docs")
     assert reply["statusCode"] == 200
