@@ -11,6 +11,7 @@ import pytest
 from appointments import wiring
 from appointments.domain.outbox import MailKind
 from tests.integration.stack import OPS_CALLER, Stack, stack_under_moto
+from tests.signing import sample
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -297,3 +298,31 @@ def test_every_action_refuses_what_it_must(stack: Stack, action: str) -> None:
     refused = stack.ops("POST", path, body)
     assert refused.status == 409
     assert refused.body["error"]["details"][0]["status"] == "cancelled"
+
+
+def test_the_list_pages_with_a_cursor(stack: Stack) -> None:
+    ids = [
+        created(stack, start=f"2026-11-23T{hour}:00:00Z", end=f"2026-11-23T{hour}:30:00Z")["id"]
+        for hour in (12, 13, 14)
+    ]
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        query = "/appointments?from=2026-11-23T00:00:00Z&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = stack.ops("GET", query).body
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+
+
+def test_the_list_finds_a_booking_by_its_external_id(stack: Stack) -> None:
+
+    assert stack.post_generic(sample("generic/appointment_scheduled.json"))["statusCode"] == 202
+    stack.drain()
+    found = stack.ops("GET", "/appointments?external_id=generic:stf-981").body["items"]
+    assert [item["external_ids"] for item in found] == [["generic:stf-981"]]
+    assert stack.ops("GET", "/appointments?external_id=generic:nope").body["items"] == []
+    malformed = stack.ops("GET", "/appointments?external_id=stf-981")
+    assert (malformed.status, malformed.body["error"]["details"][0]["field"]) == (422, "external_id")
