@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 from appointments.adapters.dynamo_store import shard_of
 from appointments.domain.outbox import MailStatus, OutboxMail
-from appointments.errors import AlreadyExists, AppointmentNotFound, ExternalRefTaken, InvalidInput, VersionConflict
+from appointments.errors import (
+    AlreadyExists,
+    AppointmentNotFound,
+    CouponCodeTaken,
+    ExternalRefTaken,
+    InvalidInput,
+    VersionConflict,
+)
 from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind
 
 if TYPE_CHECKING:
@@ -29,6 +36,7 @@ class InMemoryAppointmentStore:
         self.history: dict[str, list[HistoryEntry]] = defaultdict(list)
         self.mails: dict[str, dict[str, OutboxMail]] = defaultdict(dict)
         self.refs: dict[ExternalRef, str] = {}
+        self.coupons: dict[str, str] = {}  # code -> appointment id
         self.tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.commits = 0
 
@@ -58,10 +66,14 @@ class InMemoryAppointmentStore:
         for ref in change.new_external_refs:
             if ref in self.refs:
                 raise ExternalRefTaken(ref.system, ref.id, self.refs[ref])
+        if change.new_coupon is not None and change.new_coupon.code in self.coupons:
+            raise CouponCodeTaken
         self.appointments[appointment_id] = change.after
         self.history[appointment_id].extend(change.history)
         self.mails[appointment_id].update({mail.key: mail for mail in change.mails})
         self.refs.update(dict.fromkeys(change.new_external_refs, appointment_id))
+        if change.new_coupon is not None:
+            self.coupons[change.new_coupon.code] = appointment_id
         if change.dropped_ticket is not None:
             self.tickets[(change.dropped_ticket.system, change.dropped_ticket.id)].remove(appointment_id)
         if change.new_ticket is not None:

@@ -10,9 +10,16 @@ import pytest
 from appointments.domain import lifecycle
 from appointments.domain.history import Action
 from appointments.domain.ids import new_ulid
-from appointments.domain.model import CancelledBy, ExternalRef, Status, TicketRef
+from appointments.domain.model import CancelledBy, Coupon, ExternalRef, Status, TicketRef
 from appointments.domain.outbox import MailKind, MailStatus, OutboxMail
-from appointments.errors import AlreadyExists, AppointmentNotFound, ExternalRefTaken, InvalidInput, VersionConflict
+from appointments.errors import (
+    AlreadyExists,
+    AppointmentNotFound,
+    CouponCodeTaken,
+    ExternalRefTaken,
+    InvalidInput,
+    VersionConflict,
+)
 from appointments.ports import DueKind
 from tests.factories import ALEX, CATALOG, NOW, OPS, START, a_draft
 
@@ -251,3 +258,18 @@ def test_state_survives_every_status(store: AppointmentStore) -> None:
     store.commit(done)
     assert store.get(base.after.id).status is Status.COMPLETED
     assert store.get(base.after.id).completion == done.after.completion
+
+
+def test_a_coupon_code_is_claimed_once_across_appointments(store: AppointmentStore) -> None:
+    # Given two appointments, the first cancelled with a coupon
+    coupon = Coupon(code="ABCD-EFGH-JKMN-PQRS", percent=15, expires_at=NOW + timedelta(days=180))
+    first = created(a_draft(external_refs=()))
+    second = created(a_draft(external_refs=()))
+    store.commit(first)
+    store.commit(second)
+    store.commit(lifecycle.cancel(first.after, by=CancelledBy.OPS, reason="x", coupon=coupon, at=NOW, actor=OPS))
+
+    # When the second is cancelled with the same code, Then it is refused and stays as it was
+    with pytest.raises(CouponCodeTaken):
+        store.commit(lifecycle.cancel(second.after, by=CancelledBy.OPS, reason="x", coupon=coupon, at=NOW, actor=OPS))
+    assert store.get(second.after.id).status is Status.SCHEDULED

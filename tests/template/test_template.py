@@ -104,3 +104,23 @@ def test_the_local_runner_reads_each_functions_events_from_the_template() -> Non
     [queue] = specs["EventProcessorFunction"].subscriptions
     assert (queue.queue, queue.batch_size, queue.reports_item_failures) == ("EventQueue", 10, True)
     assert specs["WebhookIngressFunction"].timeout == 8
+
+
+def test_the_ops_api_is_iam_signed_and_refuses_in_its_own_error_shape() -> None:
+    import json
+
+    properties = load_template()["Resources"]["OpsApi"]["Properties"]
+    assert properties["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    for name, response in properties["GatewayResponses"].items():
+        template = response["ResponseTemplates"]["application/json"]
+        rendered = template.replace("$context.error.messageString", '"Forbidden"').replace("$context.requestId", "r1")
+        body = json.loads(rendered)
+        assert set(body) == {"error", "request_id"}, name
+        assert set(body["error"]) == {"code", "message", "details"}, name
+
+
+def test_webhooks_and_ops_never_share_an_api() -> None:
+    from localdev.template import functions
+
+    apis = {route.api: route.iam_auth for spec in functions(load_template()) for route in spec.routes}
+    assert apis == {"WebhookApi": False, "OpsApi": True}

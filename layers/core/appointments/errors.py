@@ -113,6 +113,16 @@ class ExternalRefTaken(AlreadyExists):
         self.appointment_id = appointment_id
 
 
+class CouponCodeTaken(AlreadyExists):
+    """A new coupon's code is already in use (a one-in-2^80 draw): draw another."""
+
+    code = "coupon_code_taken"
+    retryable = True
+
+    def __init__(self) -> None:
+        super().__init__("the coupon code is already in use")
+
+
 class StoreUnavailable(AppError):
     """The store is throttled or failing; the same request may succeed later."""
 

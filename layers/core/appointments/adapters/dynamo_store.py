@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from appointments.domain.history import HistoryEntry
-from appointments.domain.model import Appointment, ExternalRef, TicketRef
+from appointments.domain.model import Appointment, Coupon, ExternalRef, TicketRef
 from appointments.domain.outbox import MailStatus, OutboxMail
 from appointments.errors import (
     AlreadyExists,
     AppointmentNotFound,
+    CouponCodeTaken,
     ExternalRefTaken,
     InvalidInput,
     StoreError,
@@ -210,6 +211,9 @@ class DynamoAppointmentStore:
         actions += [self._put_new(self._mail_item(mail)) for mail in change.mails]
         first_ref = len(actions)
         actions += [self._put_new(_ref_item(ref, change.after.id), return_old=True) for ref in change.new_external_refs]
+        coupon_index = len(actions) if change.new_coupon is not None else None
+        if change.new_coupon is not None:
+            actions.append(self._put_new(_coupon_item(change.new_coupon, change.after.id)))
         if change.new_ticket is not None:
             actions.append(self._put_new(_ticket_item(change.new_ticket, change.after)))
         if change.dropped_ticket is not None:
@@ -218,7 +222,7 @@ class DynamoAppointmentStore:
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as error:
-            raise self._commit_error(error, change, first_ref) from error
+            raise self._commit_error(error, change, first_ref, coupon_index) from error
 
     def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
         try:
@@ -311,7 +315,7 @@ class DynamoAppointmentStore:
             if start_key is None:
                 return
 
-    def _commit_error(self, error: ClientError, change: Change, first_ref: int) -> Exception:
+    def _commit_error(self, error: ClientError, change: Change, first_ref: int, coupon_index: int | None) -> Exception:
         if _code(error) != "TransactionCanceledException":
             return _translate(error)
         reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
@@ -329,6 +333,8 @@ class DynamoAppointmentStore:
                 ref = change.new_external_refs[index - first_ref]
                 holder = reason.get("Item", {}).get("appointment_id", {}).get("S")
                 return ExternalRefTaken(ref.system, ref.id, holder)
+            if index == coupon_index:
+                return CouponCodeTaken()
             return AlreadyExists(f"a record of appointment {change.after.id!r} was already written")
         return StoreError(f"appointment store transaction cancelled: {', '.join(codes)}")
 
@@ -354,6 +360,17 @@ def _history_item(
 
 def _ref_item(ref: ExternalRef, appointment_id: str) -> dict[str, AttributeValueTypeDef]:
     return {"PK": _s(_ref_pk(ref)), "SK": _s("REF"), "kind": _s("ref"), "appointment_id": _s(appointment_id)}
+
+
+def _coupon_item(coupon: Coupon, appointment_id: str) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "PK": _s(f"COUPON#{coupon.code}"),
+        "SK": _s("COUPON"),
+        "kind": _s("coupon"),
+        "appointment_id": _s(appointment_id),
+        "percent": _n(coupon.percent),
+        "expires_at": _s(coupon.expires_at.isoformat()),
+    }
 
 
 def _ticket_item(ticket: TicketRef, appointment: Appointment) -> dict[str, AttributeValueTypeDef]:

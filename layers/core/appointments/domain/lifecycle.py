@@ -114,6 +114,13 @@ class Change:
         return tuple(ref for ref in self.after.external_refs if ref not in known)
 
     @property
+    def new_coupon(self) -> Coupon | None:
+        """The coupon this change issues, to be claimed so no two appointments ever share a code."""
+        coupon = self.after.cancellation.coupon if self.after.cancellation is not None else None
+        before = self.before.cancellation.coupon if self.before and self.before.cancellation else None
+        return coupon if coupon is not None and coupon != before else None
+
+    @property
     def new_ticket(self) -> TicketRef | None:
         """The ticket to link, when the change links the appointment to a ticket it was not on."""
         ticket = self.after.ticket

@@ -18,7 +18,7 @@ from appointments.domain.due import RuleTimings, armed
 from appointments.domain.ids import new_ulid
 from appointments.domain.model import CancelledBy, ContactOutcome, Status
 from appointments.domain.outbox import MailKind, OutboxMail
-from appointments.errors import InvalidInput, PreconditionFailed, VersionConflict
+from appointments.errors import CouponCodeTaken, InvalidInput, PreconditionFailed, VersionConflict
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
@@ -192,6 +192,10 @@ class BackOffice:
             change = armed(self._decide(appointment, command, actor, at), self._catalog, self._policy.timings, now=at)
             try:
                 self._store.commit(change)
+            except CouponCodeTaken:
+                if remaining == 0:
+                    raise
+                continue  # decided again: a fresh code is drawn
             except VersionConflict:
                 if if_match is not None:
                     raise PreconditionFailed(appointment_id, if_match, None) from None
