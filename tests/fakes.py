@@ -147,3 +147,17 @@ class RecordingQueue:
         if self.fail_with is not None:
             raise self.fail_with
         self.events.extend(events)
+
+
+class ConflictingStore(InMemoryAppointmentStore):
+    """Another writer gets in first ``conflicts`` times: the caller must re-read and decide again."""
+
+    def __init__(self, conflicts: int = 0) -> None:
+        super().__init__()
+        self.conflicts = conflicts
+
+    def commit(self, change: Change) -> None:
+        if change.before is not None and self.conflicts:
+            self.conflicts -= 1
+            raise VersionConflict(change.after.id, change.before.version)
+        super().commit(change)

@@ -158,6 +158,8 @@ def test_a_request_without_a_caller_is_401_before_its_body_is_read(stack: Stack)
     assert reply.status == 401
     assert reply.body["error"]["code"] == "unauthorized"
     assert stack.table_items() == []
+    for path in ("/appointments", "/appointments/01ANY"):
+        assert stack.ops("GET", path, caller=None).status == 401
 
 
 def test_the_list_filters_by_status_assignment_technician_and_external_id(stack: Stack) -> None:

@@ -6,10 +6,9 @@ import pytest
 
 from appointments.adapters.clock import ManualClock
 from appointments.domain.coupons import CouponPolicy
-from appointments.domain.lifecycle import Change
 from appointments.domain.model import ContactOutcome, Status
 from appointments.domain.outbox import MailKind
-from appointments.errors import InvalidTransition, PreconditionFailed, VersionConflict
+from appointments.errors import InvalidTransition, PreconditionFailed
 from appointments.services.back_office import (
     AddNote,
     BackOffice,
@@ -18,7 +17,7 @@ from appointments.services.back_office import (
     LogContactAttempt,
 )
 from tests.factories import CATALOG, DANA, NOW, OPS, a_draft
-from tests.fakes import InMemoryAppointmentStore
+from tests.fakes import ConflictingStore, InMemoryAppointmentStore
 
 
 def back_office(store: InMemoryAppointmentStore, codes: list[str] | None = None) -> BackOffice:
@@ -60,20 +59,8 @@ def test_a_refused_cancel_draws_no_code() -> None:
         office.act(appointment.id, Cancel(reason="again"), actor=OPS)  # a second draw would raise StopIteration
 
 
-class ConflictOnce(InMemoryAppointmentStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conflicts = 0
-
-    def commit(self, change: Change) -> None:
-        if change.before is not None and self.conflicts:
-            self.conflicts -= 1
-            raise VersionConflict(change.after.id, change.before.version)
-        super().commit(change)
-
-
 def test_a_concurrent_writer_is_reread_unless_if_match_pins_the_version() -> None:
-    store = ConflictOnce()
+    store = ConflictingStore()
     office = back_office(store)
     appointment = office.create(a_draft(), actor=OPS)
 

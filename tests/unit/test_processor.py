@@ -11,15 +11,14 @@ import pytest
 from appointments.adapters.clock import ManualClock
 from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
 from appointments.domain.history import Action, Record
-from appointments.domain.lifecycle import Change
 from appointments.domain.model import CancelledBy, Customer, ExternalRef, Status, TicketRef
 from appointments.domain.outbox import MailKind
-from appointments.errors import AppointmentNotYetKnown, VersionConflict
+from appointments.errors import AppointmentNotYetKnown
 from appointments.services.processor import EventProcessor, SourcePolicy
 from appointments.sources.base import WebhookRequest
 from appointments.sources.generic import GenericSource
 from tests.factories import CATALOG
-from tests.fakes import InMemoryAppointmentStore
+from tests.fakes import ConflictingStore, InMemoryAppointmentStore
 from tests.signing import sample
 
 NOW = datetime(2026, 11, 23, 10, 1, tzinfo=UTC)
@@ -260,22 +259,8 @@ def test_an_assignment_repeating_the_technicians_is_ignored_without_a_mail(store
     assert len(record.mails) == mails_after_the_first
 
 
-class ConflictOnce(InMemoryAppointmentStore):
-    """Another writer gets in first once: the processor must re-read and decide again."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conflicts = 1
-
-    def commit(self, change: Change) -> None:
-        if change.before is not None and self.conflicts:
-            self.conflicts -= 1
-            raise VersionConflict(change.after.id, change.before.version)
-        super().commit(change)
-
-
 def test_a_version_conflict_is_reread_and_applied_once() -> None:
-    store = ConflictOnce()
+    store = ConflictingStore(conflicts=1)
     apply = processor(store).apply
     apply(generic_event("appointment_scheduled"))
     apply(generic_event("appointment_assigned", appointment={"external_id": "stf-981"}))
