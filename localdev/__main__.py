@@ -93,7 +93,8 @@ def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, sec
     base = f"http://127.0.0.1:{server.port}"
     lines = [f"localdev: the appointment desk on {base} (ready in {seconds:.2f} s, clock {runner.clock.mode})", ""]
     lines += [f"Embedded AWS (moto): {runner.endpoint}  (point boto3 or the AWS CLI at it with --endpoint-url)", ""]
-    lines += ["Routes:"] + [f"  {describe_route(route)}" for route in runner.routes]
+    routes = sorted(runner.routes, key=lambda route: (route.path, route.method))
+    lines += ["Routes:"] + [f"  {describe_route(route)}" for route in routes]
     lines += ["", "Queues pumped into functions:"] + [f"  {line}" for line in runner.subscriptions] or ["  (none)"]
     lines += ["", "Schedules, on the runner's clock:"]
     schedules = [f"  {item['function']}.{item['event']}: {item['expression']}" for item in runner.schedules]
@@ -102,6 +103,11 @@ def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, sec
     for source, secret in config.webhook_secrets.items():
         shown = secret if secret == DEV_SECRETS.get(source) else f"(from WEBHOOK_SECRET_{source.upper()})"
         lines.append(f"  {source:9} {shown}")
+    parameters = runner.parameters
+    lines.append(
+        f"Mail from {parameters.get('MailFrom')}; ops alerts to {parameters.get('OpsAlertEmail')} "
+        "(--parameter MailFrom=... / OpsAlertEmail=...)"
+    )
     token = DEV_OPS_TOKEN if config.ops_token == DEV_OPS_TOKEN else "(from OPS_API_TOKEN)"
     lines += [f"Ops API bearer token: {token}", ""]
     lines += [

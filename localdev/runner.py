@@ -245,6 +245,10 @@ class Runner:
         return self._provisioned
 
     @property
+    def parameters(self) -> dict[str, str]:
+        return dict(self._parameters)
+
+    @property
     def subscriptions(self) -> list[str]:
         return [
             f"{s.queue} → {spec.logical_id} (batches of {s.batch_size}"

@@ -6,7 +6,6 @@ in history; a request without one is refused before its body is read.
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 - Powertools reads the routes' annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -40,7 +39,7 @@ from appointments.api.ops import (
     external_ref,
     if_match_version,
 )
-from appointments.domain.model import Actor, Status
+from appointments.domain.model import Actor, Status, UtcDatetime
 from appointments.http import caller_identity, register_error_handlers, unauthenticated
 from appointments.observability import logger, metrics, tracer
 from appointments.services.back_office import AppointmentQuery
@@ -83,8 +82,8 @@ def _acted(appointment_id: str, command: Command, if_match: str | None) -> Respo
     responses=answers(AppointmentList, READ_ERRORS),
 )
 def list_appointments(
-    start_from: Annotated[datetime | None, Query(alias="from", description="Start at or after (ISO-8601).")] = None,
-    start_to: Annotated[datetime | None, Query(alias="to", description="Start before (ISO-8601).")] = None,
+    start_from: Annotated[UtcDatetime | None, Query(alias="from", description="Start at or after (ISO-8601).")] = None,
+    start_to: Annotated[UtcDatetime | None, Query(alias="to", description="Start before (ISO-8601).")] = None,
     status: Annotated[Status | None, Query()] = None,
     unassigned: Annotated[bool | None, Query()] = None,
     technician: Annotated[str | None, Query(max_length=500, description="A technician id.")] = None,

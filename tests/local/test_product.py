@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from appointments import wiring
-from appointments.domain.model import ExternalRef, Status
+from appointments.domain.model import ExternalRef
 from localdev.__main__ import main
 from localdev.signing import DEV_SECRETS, signature_headers
-from tests.local.conftest import START
+from tests.local.conftest import OPS_TOKEN, START
 from tests.signing import EVENTS, sample
 
 if TYPE_CHECKING:
@@ -55,10 +55,11 @@ def test_a_signed_webhook_becomes_an_appointment_once_the_queue_is_pumped(produc
     # When the runner settles its queues
     assert product.post("/_local/settle").json()["handled"] == 1
 
-    # Then the appointment is in the runner's table
-    appointment_id = wiring.store().find_by_external_ref(GENERIC_REF)
-    assert appointment_id is not None
-    assert wiring.store().get(appointment_id).status is Status.SCHEDULED
+    # Then the appointment is visible through the runner's ops API
+    found = product.get(
+        "/appointments?external_id=generic:stf-981", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+    ).json()["items"]
+    assert [(item["status"], item["start"]) for item in found] == [("scheduled", "2026-11-23T15:00:00Z")]
     assert queue_counts(product, "EventQueue") == (0, 0)
 
 

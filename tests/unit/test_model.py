@@ -134,3 +134,13 @@ def test_a_change_mail_is_keyed_by_version_so_each_change_mails_once() -> None:
 def test_a_mail_needs_a_recipient() -> None:
     with pytest.raises(ValidationError, match="to"):
         OutboxMail.for_change(MailKind.RESCHEDULED, an_appointment(), to=(), at=NOW, context={})
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "2300-01-01T00:00:00Z"])
+def test_an_instant_outside_the_supported_years_is_refused_not_overflowed(instant: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from appointments.domain.model import UtcDatetime
+
+    with pytest.raises(ValidationError, match=r"out of range|between the years"):
+        TypeAdapter(UtcDatetime).validate_python(instant)
