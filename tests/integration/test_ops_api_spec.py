@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import jsonschema_rs
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
@@ -91,6 +91,8 @@ def test_every_answer_is_documented_and_none_is_a_5xx(
     def check(data: st.DataObject) -> None:
         fixed = {"appointment_id": real_id} if "{appointment_id}" in path and data.draw(st.booleans()) else None
         case = data.draw(operation.as_strategy(generation_mode=mode, path_parameters=fixed))
+        # An empty id makes /appointments/ — the list's route, answered as a list, as API Gateway would.
+        assume(all(str(value) for value in (case.path_parameters or {}).values()))
         url = case.formatted_path + (f"?{urlencode(case.query, doseq=True)}" if case.query else "")
         body = case.body
         raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else None
