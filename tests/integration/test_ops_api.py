@@ -328,3 +328,23 @@ def test_the_list_finds_a_booking_by_its_external_id(stack: Stack) -> None:
     assert stack.ops("GET", "/appointments?external_id=generic:nope").body["items"] == []
     malformed = stack.ops("GET", "/appointments?external_id=stf-981")
     assert (malformed.status, malformed.body["error"]["details"][0]["field"]) == (422, "external_id")
+
+
+def test_aws_calls_per_request_are_the_bill(stack: Stack) -> None:
+    calls: list[str] = []
+    client = wiring.store()._client  # type: ignore[attr-defined]
+    client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+
+    def counted(method: str, path: str, body: dict[str, Any] | None = None) -> list[str]:
+        calls.clear()
+        assert stack.ops(method, path, body).status < 300
+        return list(calls)
+
+    appointment_id = stack.ops("POST", "/appointments", booking()).body["id"]
+    assert counted("POST", "/appointments", booking(start="2026-11-23T17:00:00Z", end="2026-11-23T17:30:00Z")) == [
+        "TransactWriteItems"
+    ]
+    assert counted("POST", f"/appointments/{appointment_id}/notes", {"text": "x"}) == ["GetItem", "TransactWriteItems"]
+    assert counted("GET", f"/appointments/{appointment_id}") == ["Query"]
+    # One query per UTC day of the range: two days here.
+    assert counted("GET", "/appointments?from=2026-11-23T00:00:00Z&to=2026-11-25T00:00:00Z") == ["Query", "Query"]
