@@ -98,7 +98,7 @@ class Stack:
         caller: str | None = OPS_CALLER,
         raw: bytes | None = None,
     ) -> dict[str, Any]:
-        routes = RouteTable(route for spec in self.specs.values() for route in spec.routes if route.iam_auth)
+        routes = RouteTable(route for spec in self.specs.values() for route in spec.routes if route.api == "OpsApi")
         url_path, _, query = path.partition("?")
         matched = routes.match(method, url_path)
         assert matched is not None, f"the template declares no ops route for {method} {url_path}"

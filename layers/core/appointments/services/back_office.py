@@ -19,13 +19,14 @@ from appointments.domain.ids import new_ulid
 from appointments.domain.model import CancelledBy, ContactOutcome, Status
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.errors import CouponCodeTaken, InvalidInput, PreconditionFailed, VersionConflict
+from appointments.ports import AppointmentPage
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.domain.coupons import CouponPolicy
     from appointments.domain.lifecycle import AppointmentDraft, Change
     from appointments.domain.model import Actor, Appointment, ExternalRef, Technician
-    from appointments.ports import AppointmentPage, AppointmentRecord, AppointmentStore, Clock
+    from appointments.ports import AppointmentRecord, AppointmentStore, Clock
 
 ATTEMPTS = 3
 DEFAULT_LIST_DAYS = 14
@@ -159,8 +160,6 @@ class BackOffice:
         return self._store.load(appointment_id)
 
     def find(self, query: AppointmentQuery) -> AppointmentPage:
-        from appointments.ports import AppointmentPage
-
         if query.external_ref is not None:
             found = self._store.find_by_external_ref(query.external_ref)
             items = () if found is None else (self._store.get(found),)
