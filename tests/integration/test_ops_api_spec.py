@@ -38,7 +38,10 @@ CASES = [(path, method, GenerationMode.POSITIVE) for path, method in OPERATIONS]
     (path, method, GenerationMode.NEGATIVE) for path, method in BREAKABLE
 ]
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-EXAMPLES = int(os.environ.get("OPS_SPEC_EXAMPLES", "20"))  # per operation and mode; raise it for a deeper run
+# Per operation and mode. The default run is derandomized, so CI checks the same 580 cases every time;
+# OPS_SPEC_EXAMPLES=150 explores new ones (as the soak runs behind the issue note did).
+EXPLORING = "OPS_SPEC_EXAMPLES" in os.environ
+EXAMPLES = int(os.environ.get("OPS_SPEC_EXAMPLES", "20"))
 
 BOOKING = {
     "start": "2026-11-23T15:00:00Z",
@@ -85,6 +88,7 @@ def test_every_answer_is_documented_and_none_is_a_5xx(
         max_examples=EXAMPLES,
         deadline=None,
         database=None,
+        derandomize=not EXPLORING,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
     )
     @given(data=st.data())
