@@ -144,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
             return _json(200, action())
         except LocalRequestError as error:
             return _json(error.status, {"error": {"field": error.field, "message": error.message}})
+        except Exception as error:  # the developer sees what went wrong; the trace goes to the console
+            traceback.print_exc()
+            return _json(500, {"error": {"field": None, "message": f"{type(error).__name__}: {error}"}})
 
     def _reset(self) -> dict[str, Any]:
         self.server.runner.reset()
