@@ -1,7 +1,9 @@
 """Composition root: the only place that reads settings and builds clients and services.
 
 Everything is built on first call and cached for the life of the Lambda container; nothing here runs
-at import. Tests and the local runner call ``reset()`` after changing the environment.
+at import. Each factory imports what it builds, so a function's cold start loads its own service and
+adapters, not every other function's. Tests and the local runner call ``reset()`` after changing the
+environment.
 """
 
 from __future__ import annotations
@@ -10,25 +12,16 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
-from appointments.adapters.aws import dynamodb_client, secretsmanager_client, sqs_client
 from appointments.adapters.clock import SystemClock
-from appointments.adapters.dynamo_store import DynamoAppointmentStore
-from appointments.adapters.secrets import SecretsManagerWebhookSecrets
-from appointments.adapters.sqs_queue import SqsEventQueue
 from appointments.config import Settings
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
+    from appointments.services.back_office import BackOffice
+    from appointments.services.ingress import WebhookIngress
+    from appointments.services.processor import EventProcessor
     from appointments.sources.base import Source
-from appointments.domain.coupons import CouponPolicy
-from appointments.services.back_office import BackOffice, BackOfficePolicy
-from appointments.services.ingress import WebhookIngress
-from appointments.services.processor import EventProcessor, SourcePolicy
-from appointments.sources.autotask import AutotaskSource
-from appointments.sources.calcom import CalcomSource
-from appointments.sources.calendly import CalendlySource
-from appointments.sources.generic import GenericSource
 
 
 @functools.cache
@@ -61,12 +54,24 @@ def catalog() -> AppointmentTypeCatalog:
 
 @functools.cache
 def store() -> AppointmentStore:
+    from appointments.adapters.aws import dynamodb_client
+    from appointments.adapters.dynamo_store import DynamoAppointmentStore
+
     config = settings()
     return DynamoAppointmentStore(dynamodb_client(), config.table_name, due_shards=config.due_shards)
 
 
 @functools.cache
 def webhook_ingress() -> WebhookIngress:
+    from appointments.adapters.aws import secretsmanager_client, sqs_client
+    from appointments.adapters.secrets import SecretsManagerWebhookSecrets
+    from appointments.adapters.sqs_queue import SqsEventQueue
+    from appointments.services.ingress import WebhookIngress
+    from appointments.sources.autotask import AutotaskSource
+    from appointments.sources.calcom import CalcomSource
+    from appointments.sources.calendly import CalendlySource
+    from appointments.sources.generic import GenericSource
+
     config = settings()
     sources: dict[str, Source] = {
         source.name: source
@@ -91,6 +96,8 @@ def webhook_ingress() -> WebhookIngress:
 
 @functools.cache
 def event_processor() -> EventProcessor:
+    from appointments.services.processor import EventProcessor, SourcePolicy
+
     config = settings()
     policy = SourcePolicy(
         ops_alert_email=config.ops_alert_email,
@@ -104,6 +111,9 @@ def event_processor() -> EventProcessor:
 
 @functools.cache
 def back_office() -> BackOffice:
+    from appointments.domain.coupons import CouponPolicy
+    from appointments.services.back_office import BackOffice, BackOfficePolicy
+
     config = settings()
     policy = BackOfficePolicy(
         coupons=CouponPolicy(percent=config.coupon_percent, valid_days=config.coupon_valid_days),
