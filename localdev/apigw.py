@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
+from localdev.resources import ACCOUNT_ID
 from localdev.template import TemplateError
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
     from localdev.template import ApiRoute
 
-ACCOUNT_ID = "123456789012"
 API_ID = "localapi01"
 
 

@@ -8,13 +8,12 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from localdev.resources import ACCOUNT_ID, REGION
+
 if TYPE_CHECKING:
     from localdev.template import FunctionSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
 
 
 class LambdaContext:

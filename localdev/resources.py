@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from localdev.template import FunctionSpec
 
 REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account: every ARN the local tools build uses it
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def provision(
 ) -> Provisioned:
     """Create everything; ``secret_values`` maps a secret's logical id to its SecretString."""
     physical: dict[str, str] = {}
-    _create_tables(template, physical)
+    physical.update(create_tables(template))
     queue_arns, dead_letter_queues = _create_queues(template, physical)
     _create_secrets(template, physical, secret_values)
     _create_buses(template, physical)
@@ -70,7 +71,9 @@ def provision(
     )
 
 
-def _create_tables(template: dict[str, Any], physical: dict[str, str]) -> None:
+def create_tables(template: dict[str, Any]) -> dict[str, str]:
+    """Every table, with its indexes and TTL; logical id → table name."""
+    physical: dict[str, str] = {}
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for table in dynamodb_tables(template):
         dynamodb.create_table(**table.create_request)
@@ -80,6 +83,7 @@ def _create_tables(template: dict[str, Any], physical: dict[str, str]) -> None:
                 TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
             )
         physical[table.logical_id] = table.logical_id
+    return physical
 
 
 def _create_queues(template: dict[str, Any], physical: dict[str, str]) -> tuple[dict[str, str], frozenset[str]]:

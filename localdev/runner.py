@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from localdev.apigw import (
-    ACCOUNT_ID,
     HttpRequest,
     HttpResponse,
     RouteTable,
@@ -34,7 +33,7 @@ from localdev.apigw import (
     proxy_event,
 )
 from localdev.lambdas import context_for, load_handler
-from localdev.resources import REGION, provision
+from localdev.resources import ACCOUNT_ID, REGION, provision
 from localdev.schedule import ScheduleError, parse_schedule
 from localdev.signing import DEV_SECRETS
 from localdev.sqs import record_of_message
@@ -57,8 +56,6 @@ if TYPE_CHECKING:
     from localdev.resources import Provisioned
     from localdev.schedule import ScheduleExpression
     from localdev.template import ApiRoute, ScheduledInvocation
-
-log = logging.getLogger("localdev")
 
 DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
 DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, printed at start

@@ -7,6 +7,7 @@ Prints each run and the median; a figure, never a test: this machine is noisy.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,16 +16,29 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"on http://127\.0\.0\.1:(\d+) \(ready in ([0-9.]+) s")
 
 
-def one_run() -> tuple[float, float]:
-    """Seconds from launch to the first answer of /_local/health, and the runner's own start time."""
+@dataclass
+class Served:
+    port: int
+    own_start_seconds: float  # what the runner's banner reports
+    exit_code: int | None = None  # set once the runner stopped
+
+
+@contextmanager
+def serving() -> Iterator[Served]:
+    """``python -m localdev serve`` on a free loopback port until the block ends, then Ctrl-C (SIGINT)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    launched = time.monotonic()
     with subprocess.Popen(
         [sys.executable, "-m", "localdev", "serve", "--port", "0", "--clock", "manual"],
         cwd=ROOT,
@@ -33,18 +47,38 @@ def one_run() -> tuple[float, float]:
         stderr=subprocess.STDOUT,
         text=True,
     ) as process:
-        for line in process.stdout or ():
-            if match := READY.search(line):
-                break
-        else:
-            raise SystemExit("the runner exited before it was ready")
-        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/_local/health", timeout=10) as response:
-            response.read()
+        try:
+            banner = []
+            for line in process.stdout or ():  # blocks until the runner prints; no sleeping
+                banner.append(line)
+                if match := READY.search(line):
+                    break
+            else:
+                raise RuntimeError("the runner exited before it was ready:\n" + "".join(banner))
+            served = Served(port=int(match.group(1)), own_start_seconds=float(match.group(2)))
+            yield served
+            process.send_signal(signal.SIGINT)
+            served.exit_code = process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def health(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_local/health", timeout=10) as response:
+        document: dict[str, Any] = json.loads(response.read())
+        return document
+
+
+def one_run() -> tuple[float, float]:
+    """Seconds from launch to the first answer of /_local/health, and the runner's own start time."""
+    launched = time.monotonic()
+    with serving() as served:
+        health(served.port)
         answered = time.monotonic() - launched
-        process.send_signal(signal.SIGINT)
-        if process.wait(timeout=20) != 0:
-            raise SystemExit("the runner did not stop cleanly")
-    return answered, float(match.group(2))
+    if served.exit_code != 0:
+        raise SystemExit("the runner did not stop cleanly")
+    return answered, served.own_start_seconds
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,8 @@ import pytest
 from moto import mock_aws
 
 from appointments.adapters.dynamo_store import DynamoAppointmentStore
-from localdev.template import TableSpec, dynamodb_tables, load_template
+from localdev.resources import create_tables
+from localdev.template import load_template
 from tests.fakes import InMemoryAppointmentStore
 
 if TYPE_CHECKING:
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from appointments.ports import AppointmentStore
 
 TABLE = "AppointmentsTable"
-
-
-@functools.cache
-def template_tables() -> tuple[TableSpec, ...]:
-    return tuple(dynamodb_tables(load_template()))
 
 
 class CallCounter:
@@ -45,15 +40,8 @@ class CallCounter:
 @pytest.fixture
 def dynamodb() -> Iterator[DynamoDBClient]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        for spec in template_tables():
-            client.create_table(**spec.create_request)
-            if spec.ttl_attribute:
-                client.update_time_to_live(
-                    TableName=spec.logical_id,
-                    TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
-                )
-        yield client
+        create_tables(load_template())
+        yield boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture

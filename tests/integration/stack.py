@@ -69,18 +69,9 @@ class Stack:
         response: dict[str, Any] = self.invoke("WebhookIngressFunction", event)
         return response
 
-    def ops(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        caller: str | None = OPS_CALLER,
-        raw: bytes | None = None,
-    ) -> OpsReply:
-        """A request to the ops API, as API Gateway passes it on once IAM has authenticated ``caller``."""
-        response = self.ops_raw(method, path, body, headers=headers, caller=caller, raw=raw)
+    def ops(self, method: str, path: str, body: Any = None, **options: Any) -> OpsReply:
+        """A request to the ops API, as API Gateway passes it on once IAM has authenticated the caller."""
+        response = self.ops_raw(method, path, body, **options)
         multi = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items() if values}
         return OpsReply(
             status=response["statusCode"],
@@ -98,6 +89,7 @@ class Stack:
         caller: str | None = OPS_CALLER,
         raw: bytes | None = None,
     ) -> dict[str, Any]:
+        """The handler's raw answer; ``caller`` None is a request IAM did not authenticate."""
         routes = RouteTable(route for spec in self.specs.values() for route in spec.routes if route.api == "OpsApi")
         url_path, _, query = path.partition("?")
         matched = routes.match(method, url_path)
