@@ -38,6 +38,7 @@ class InMemoryAppointmentStore:
         self.refs: dict[ExternalRef, str] = {}
         self.coupons: dict[str, str] = {}  # code -> appointment id
         self.tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.waits: dict[str, dict[str, CanonicalEvent]] = defaultdict(dict)  # key -> delivery id -> event
         self.commits = 0
 
     def get(self, appointment_id: str) -> Appointment:
@@ -52,6 +53,10 @@ class InMemoryAppointmentStore:
         return AppointmentRecord(appointment, tuple(self.history[appointment_id]), mails)
 
     def commit(self, change: Change) -> None:
+        self._check(change)
+        self._write(change)
+
+    def _check(self, change: Change) -> None:
         appointment_id = change.after.id
         stored = self.appointments.get(appointment_id)
         if change.expected_version is None:
@@ -68,6 +73,9 @@ class InMemoryAppointmentStore:
                 raise ExternalRefTaken(ref.system, ref.id, self.refs[ref])
         if change.new_coupon is not None and change.new_coupon.code in self.coupons:
             raise CouponCodeTaken
+
+    def _write(self, change: Change) -> None:
+        appointment_id = change.after.id
         self.appointments[appointment_id] = change.after
         self.history[appointment_id].extend(change.history)
         self.mails[appointment_id].update({mail.key: mail for mail in change.mails})
@@ -78,6 +86,8 @@ class InMemoryAppointmentStore:
             self.tickets[(change.dropped_ticket.system, change.dropped_ticket.id)].remove(appointment_id)
         if change.new_ticket is not None:
             self.tickets[(change.new_ticket.system, change.new_ticket.id)].append(appointment_id)
+        for key, delivery_id in change.released:
+            self.waits[key].pop(delivery_id, None)
         self.commits += 1
 
     def find_by_external_ref(self, ref: ExternalRef) -> str | None:
@@ -116,6 +126,13 @@ class InMemoryAppointmentStore:
         page = tuple(matching[offset : offset + limit])
         more = offset + limit < len(matching)
         return AppointmentPage(items=page, next_cursor=str(offset + limit) if more else None)
+
+    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
+        self.waits[key][event.delivery_id] = event
+
+    def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
+        stamped = sorted(self.waits[key].values(), key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))
+        return tuple(stamped)
 
     def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
         mail = self.mails[appointment_id][mail_key]

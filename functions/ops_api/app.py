@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -29,6 +29,7 @@ from appointments.api.ops import (
     ContactAttemptBody,
     CreateBody,
     DeferBody,
+    EmptyBody,
     HoldBody,
     NoShowBody,
     NoteBody,
@@ -40,7 +41,7 @@ from appointments.api.ops import (
     if_match_version,
 )
 from appointments.domain.model import Actor, Status, UtcDatetime
-from appointments.http import caller_identity, register_error_handlers, unauthenticated
+from appointments.http import caller_identity, json_body, register_error_handlers, unauthenticated
 from appointments.observability import logger, metrics, tracer
 from appointments.services.back_office import AppointmentQuery
 
@@ -50,13 +51,15 @@ if TYPE_CHECKING:
     from appointments.domain.model import Appointment
     from appointments.services.back_office import Command
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
 DOCS_PATH = "/docs"  # Swagger UI, public; every other route needs a caller
 app.enable_swagger(path=DOCS_PATH, title="Appointment desk: ops API", version="1.0.0")
 register_error_handlers(app)
 
 ACTED = answers(AppointmentView, ACTION_ERRORS)
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="The version the change is meant for.")]
+# An action without fields (check-in, reopen) takes `{}` or no body at all, and refuses anything else.
+NoBody = Annotated[EmptyBody | None, Body(description="`{}`, or no body.")]
 
 
 def _actor() -> Actor:
@@ -184,7 +187,7 @@ def complete(appointment_id: str, body: CompleteBody, if_match: IfMatch = None) 
     summary="Back to scheduled from completed or no-show",
     responses=ACTED,
 )
-def reopen(appointment_id: str, if_match: IfMatch = None) -> Response[AppointmentView]:
+def reopen(appointment_id: str, body: NoBody = None, if_match: IfMatch = None) -> Response[AppointmentView]:
     return _acted(appointment_id, REOPEN, if_match)
 
 
@@ -198,7 +201,7 @@ def no_show(appointment_id: str, body: NoShowBody, if_match: IfMatch = None) -> 
 
 
 @app.post("/appointments/<appointment_id>/check-in", summary="The customer called in: no no-show", responses=ACTED)
-def check_in(appointment_id: str, if_match: IfMatch = None) -> Response[AppointmentView]:
+def check_in(appointment_id: str, body: NoBody = None, if_match: IfMatch = None) -> Response[AppointmentView]:
     return _acted(appointment_id, CHECK_IN, if_match)
 
 

@@ -65,15 +65,15 @@ def test_three_deliveries_past_the_queues_dedupe_window_still_apply_once(stack: 
     assert len(record_.mails) == 1
 
 
-def test_out_of_order_delivery_the_newer_state_wins(stack: Stack) -> None:
+def test_out_of_order_delivery_each_fact_takes_its_newest_news(stack: Stack) -> None:
     # Given the booking, then the cancellation (12:00), then a reschedule sent at 11:00 that arrived late
     for name in ("appointment_scheduled", "appointment_cancelled", "appointment_rescheduled"):
         assert stack.post_generic(generic_body(name))["statusCode"] == 202
     stack.drain()
     record = wiring.store().load(appointment_of("stf-981"))
     assert record.appointment.status is Status.CANCELLED
-    assert record.appointment.start == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SKIPPED]
+    assert record.appointment.start == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # the 11:00 news on the time
+    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SUPERSEDED]
 
 
 def _event(body: bytes) -> CanonicalEvent:
@@ -81,11 +81,11 @@ def _event(body: bytes) -> CanonicalEvent:
     return event
 
 
-def test_a_failure_mid_batch_returns_only_the_failed_records_and_a_replay_applies_each_once(stack: Stack) -> None:
-    # Given a batch whose second record is about a booking not yet seen, and whose fourth is in the same group
+def test_events_that_overtake_their_booking_wait_and_a_replay_applies_each_once(stack: Stack) -> None:
+    # Given a batch whose second and fourth records are about a booking not yet seen (stf-982)
     events = [
         _event(generic_body("appointment_scheduled")),  # stf-981
-        _event(generic_body("appointment_assigned")),  # stf-982: unknown yet, fails
+        _event(generic_body("appointment_assigned")),  # stf-982: unknown yet, waits
         _event(generic_body("appointment_scheduled", event_id="evt_c", appointment={"external_id": "stf-983"})),
         _event(generic_body("appointment_cancelled", event_id="evt_b_cancel", appointment={"external_id": "stf-982"})),
     ]
@@ -96,35 +96,51 @@ def test_a_failure_mid_batch_returns_only_the_failed_records_and_a_replay_applie
     # When the processor runs it
     failed = stack.process(records)
 
-    # Then only stf-982's two records come back (the second waits behind the first), the others are applied
-    assert failed == [records[1]["messageId"], records[3]["messageId"]]
+    # Then nothing fails: stf-982's events wait for their booking, the others are applied
+    assert failed == []
     assert wiring.store().get(appointment_of("stf-981")).status is Status.SCHEDULED
     assert wiring.store().get(appointment_of("stf-983")).status is Status.SCHEDULED
+    assert len(wiring.store().waiting("ref#generic#stf-982")) == 2
 
-    # When stf-982's booking arrives and the whole batch is replayed
+    # When stf-982's booking arrives and the whole batch is replayed twice
+    booking = _event(generic_body("appointment_scheduled_unassigned"))
     assert (
         stack.process(
-            [
-                sqs_record(
-                    _event(generic_body("appointment_scheduled_unassigned")).model_dump_json(),
-                    group="generic:stf-982",
-                    dedupe="b",
-                    queue_arn=stack.queue_arn,
-                )
-            ]
+            [sqs_record(booking.model_dump_json(), group="generic:stf-982", dedupe="b", queue_arn=stack.queue_arn)]
         )
         == []
     )
     assert stack.process(records) == []
     assert stack.process(records) == []
 
-    # Then every event was applied exactly once
+    # Then every event was applied exactly once, the booking landing assigned and cancelled
     store = wiring.store()
     assert [e.action for e in store.load(appointment_of("stf-981")).history] == [Action.CREATE]
     assert [e.action for e in store.load(appointment_of("stf-983")).history] == [Action.CREATE]
     b = store.load(appointment_of("stf-982"))
     assert [e.action for e in b.history] == [Action.CREATE, Action.REASSIGN, Action.CANCEL]
     assert b.appointment.status is Status.CANCELLED
+    assert [t.id for t in b.appointment.technicians] == ["t-23"]
+    assert store.waiting("ref#generic#stf-982") == ()
+
+
+def test_a_record_that_fails_returns_with_the_rest_of_its_group_only(stack: Stack) -> None:
+    # Given a batch whose second record cannot be read, followed by another record of its group
+    events = [
+        _event(generic_body("appointment_scheduled")),
+        _event(generic_body("appointment_scheduled", event_id="evt_c", appointment={"external_id": "stf-983"})),
+    ]
+    records = [
+        sqs_record(events[0].model_dump_json(), group="generic:stf-981", dedupe="a", queue_arn=stack.queue_arn),
+        sqs_record("{not json", group="generic:stf-983", dedupe="x", queue_arn=stack.queue_arn),
+        sqs_record(events[1].model_dump_json(), group="generic:stf-983", dedupe="c", queue_arn=stack.queue_arn),
+    ]
+    # When the processor runs it
+    failed = stack.process(records)
+    # Then the failed record and the one queued behind it come back; the other group was applied
+    assert failed == [records[1]["messageId"], records[2]["messageId"]]
+    assert wiring.store().get(appointment_of("stf-981")).status is Status.SCHEDULED
+    assert wiring.store().find_by_external_ref(ExternalRef(system="generic", id="stf-983")) is None
 
 
 def test_a_calcom_reschedule_is_one_appointment_at_the_new_time(stack: Stack) -> None:

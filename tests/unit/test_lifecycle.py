@@ -275,7 +275,7 @@ def test_a_notice_is_remembered_by_its_key() -> None:
 @pytest.mark.parametrize("status", list(Status))
 def test_a_record_is_allowed_in_every_status_and_changes_nothing_but_the_version(status: Status) -> None:
     appointment = an_appointment(status)
-    change = lifecycle.record(appointment, Record.EVENT_SKIPPED, at=LATER, actor=Actor.source("calcom"))
+    change = lifecycle.record(appointment, Record.EVENT_SUPERSEDED, at=LATER, actor=Actor.source("calcom"))
     assert change.after.model_dump(exclude={"version", "updated_at"}) == appointment.model_dump(
         exclude={"version", "updated_at"}
     )

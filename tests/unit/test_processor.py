@@ -13,7 +13,6 @@ from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
 from appointments.domain.history import Action, Record
 from appointments.domain.model import CancelledBy, Customer, ExternalRef, Status, TicketRef
 from appointments.domain.outbox import MailKind
-from appointments.errors import AppointmentNotYetKnown
 from appointments.services.processor import EventProcessor, SourcePolicy
 from appointments.sources.base import WebhookRequest
 from appointments.sources.generic import GenericSource
@@ -83,22 +82,28 @@ def test_a_reschedule_moves_the_same_appointment(store: InMemoryAppointmentStore
     assert [e.action for e in store.load(appointment.id).history] == [Action.CREATE, Action.RESCHEDULE]
 
 
-def test_an_older_event_is_recorded_as_skipped_and_the_newer_state_wins(store: InMemoryAppointmentStore) -> None:
+def test_an_older_event_still_sets_the_facts_it_is_newest_for_and_cancelled_stays_terminal(
+    store: InMemoryAppointmentStore,
+) -> None:
     # Given a booking, then its cancellation at 12:00
-    apply = processor(store).apply
+    apply = processor(store, customer_mail_sources=frozenset({"generic"})).apply
     apply(generic_event("appointment_scheduled"))
     apply(generic_event("appointment_cancelled"))
+    mails = len(store.load(only(store)).mails)
     # When a reschedule from 11:00 arrives late
     apply(generic_event("appointment_rescheduled"))
-    # Then it is skipped in history, and the appointment stays cancelled at its time
+    # Then the time it set at 11:00 is kept, the status stays cancelled, and history says it was superseded
     record = store.load(only(store))
     assert record.appointment.status is Status.CANCELLED
-    assert record.appointment.start == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SKIPPED]
-    assert record.history[-1].detail["delivery_id"] == "evt_01JDQ3H5Q7T9V1X3Z5B7D9F1H3"
+    assert record.appointment.start == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL, Record.EVENT_SUPERSEDED]
+    late = record.history[-1]
+    assert late.detail["delivery_id"] == "evt_01JDQ3H5Q7T9V1X3Z5B7D9F1H3"
+    assert "time" in late.detail["set"] and late.detail["superseded"] == ["status"]
+    assert len(record.mails) == mails  # nobody is told about a cancelled appointment's late news
 
 
-def test_a_redelivered_skipped_event_is_not_recorded_twice(store: InMemoryAppointmentStore) -> None:
+def test_a_redelivered_superseded_event_is_not_recorded_twice(store: InMemoryAppointmentStore) -> None:
     apply = processor(store).apply
     apply(generic_event("appointment_scheduled"))
     apply(generic_event("appointment_cancelled"))
@@ -107,21 +112,33 @@ def test_a_redelivered_skipped_event_is_not_recorded_twice(store: InMemoryAppoin
     assert len(store.load(only(store)).history) == 3
 
 
-def test_a_transition_the_status_refuses_is_recorded_as_ignored(store: InMemoryAppointmentStore) -> None:
+def test_a_second_cancellation_is_recorded_as_superseded(store: InMemoryAppointmentStore) -> None:
     apply = processor(store).apply
     apply(generic_event("appointment_scheduled"))
     apply(generic_event("appointment_cancelled"))
     apply(generic_event("appointment_cancelled", event_id="evt_again", occurred_at="2026-11-23T12:30:00Z"))
     record = store.load(only(store))
-    assert record.history[-1].action is Record.EVENT_IGNORED
-    assert "cannot cancel an appointment that is cancelled" in record.history[-1].detail["reason"]
+    assert record.history[-1].action is Record.EVENT_SUPERSEDED
+    assert record.history[-1].detail["reason"] == "the appointment is cancelled"
 
 
-def test_an_event_for_a_booking_not_yet_seen_is_retried_later(store: InMemoryAppointmentStore) -> None:
-    with pytest.raises(AppointmentNotYetKnown) as raised:
-        processor(store).apply(generic_event("appointment_cancelled"))
-    assert raised.value.retryable
+def test_a_cancel_that_overtakes_its_booking_waits_and_the_booking_lands_cancelled(
+    store: InMemoryAppointmentStore,
+) -> None:
+    # Given a cancellation for a booking we have not seen
+    apply = processor(store, customer_mail_sources=frozenset({"generic"})).apply
+    apply(generic_event("appointment_cancelled"))
     assert store.appointments == {}
+    assert [e.delivery_id for e in store.waiting("ref#generic#stf-981")] == ["evt_01JDQ3KD2W4Y6A8C0E2G4J6M8P"]
+    # When the booking arrives
+    apply(generic_event("appointment_scheduled"))
+    # Then it lands cancelled, in one commit, with one entry per event and the cancellation mail only
+    record = store.load(only(store))
+    assert record.appointment.status is Status.CANCELLED
+    assert [e.action for e in record.history] == [Action.CREATE, Action.CANCEL]
+    assert [m.kind for m in record.mails] == [MailKind.CANCELLED]
+    assert store.waiting("ref#generic#stf-981") == ()
+    assert store.commits == 1
 
 
 def test_an_assignment_replaces_the_technicians(store: InMemoryAppointmentStore) -> None:
@@ -227,7 +244,7 @@ def test_the_first_half_of_a_reschedule_is_never_a_cancellation(store: InMemoryA
     assert record.history[-1].action is Record.EVENT_IGNORED
 
 
-def test_half_of_a_reschedule_of_a_booking_never_seen_changes_nothing_and_is_not_retried(
+def test_half_of_a_reschedule_of_a_booking_never_seen_changes_nothing_and_waits_for_the_history(
     store: InMemoryAppointmentStore,
 ) -> None:
     superseded = generic_event("appointment_cancelled", event_id="evt_half").model_copy(
@@ -235,6 +252,7 @@ def test_half_of_a_reschedule_of_a_booking_never_seen_changes_nothing_and_is_not
     )
     processor(store).apply(superseded)
     assert store.appointments == {}
+    assert len(store.waiting("ref#generic#stf-981")) == 1
 
 
 def test_an_assignment_repeating_the_technicians_is_ignored_without_a_mail(store: InMemoryAppointmentStore) -> None:
@@ -255,7 +273,7 @@ def test_an_assignment_repeating_the_technicians_is_ignored_without_a_mail(store
     record = store.load(only(store))
     assert [t.name for t in record.appointment.technicians] == [ALEX.name]
     assert record.history[-1].action is Record.EVENT_IGNORED
-    assert record.history[-1].detail["reason"] == "the technicians are already as the event says"
+    assert record.history[-1].detail["reason"] == "the appointment is already as the event says"
     assert len(record.mails) == mails_after_the_first
 
 

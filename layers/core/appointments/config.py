@@ -44,6 +44,10 @@ class Settings(BaseModel):
     pre_notice_hours: Hours = Field(3.0, alias="PRE_NOTICE_HOURS")
     auto_cancel_hours: Hours = Field(1.0, alias="AUTO_CANCEL_HOURS")
     no_show_limit_hours: Hours = Field(24.0, alias="NO_SHOW_LIMIT_HOURS")
+    # An event that overtakes its booking (or its ticket's) waits this long; vendors retry for up to 24 h.
+    unmatched_event_retention_hours: Annotated[float, Field(ge=24, le=24 * 14)] = Field(
+        72.0, alias="UNMATCHED_EVENT_RETENTION_HOURS"
+    )
     mail_from: Email = Field(alias="MAIL_FROM")
     ops_alert_email: Email = Field(alias="OPS_ALERT_EMAIL")
     coupon_percent: int = Field(15, alias="COUPON_PERCENT", ge=1, le=100)

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
-from appointments.errors import AppError, MalformedPayload, Unauthenticated
+from appointments.errors import AppError, InvalidInput, MalformedPayload, Unauthenticated
 from appointments.observability import logger
 
 if TYPE_CHECKING:
@@ -22,6 +25,23 @@ if TYPE_CHECKING:
 
 def error_body(code: str, message: str, details: list[dict[str, Any]], request_id: str | None) -> str:
     return json.dumps({"error": {"code": code, "message": message, "details": details}, "request_id": request_id})
+
+
+def json_body(text: str) -> dict[str, Any]:
+    """A request body's JSON object, for the resolver (``json_body_deserializer``).
+
+    400 for a body that cannot be read as JSON: Powertools turns only a ``JSONDecodeError`` into a
+    validation error, so an integer of more than 4,300 digits (``ValueError``) or nesting deeper than the
+    interpreter's stack (``RecursionError``) would be a 500. 422 naming ``body`` for JSON that is not an
+    object (``null``, a list, a string): every body of this API is an object. No body at all never comes here.
+    """
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, over-long integers; deep nesting
+        raise MalformedPayload("the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return document
 
 
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
@@ -63,6 +83,10 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         # Powertools decodes the body as UTF-8 before validating it; bytes that are not text are the caller's error.
         return _app_error(MalformedPayload("the body is not UTF-8 JSON"))
 
+    def _not_json(error: RequestUnsupportedContentType) -> Response[str]:
+        # A Content-Type Powertools cannot read (text/plain, application/xml): every body here is JSON.
+        return _app_error(MalformedPayload("the body must be JSON (Content-Type: application/json)"))
+
     def _no_route(error: NotFoundError) -> Response[str]:
         # No route matches: a path parameter the routes cannot hold (a slash, a control character).
         return Response(
@@ -74,6 +98,7 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     app.exception_handler(AppError)(_app_error)
     app.exception_handler(NotFoundError)(_no_route)
     app.exception_handler(UnicodeDecodeError)(_undecodable)
+    app.exception_handler(RequestUnsupportedContentType)(_not_json)
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(Exception)(_unexpected)
 

@@ -97,6 +97,14 @@ class AppointmentStore(Protocol):
         """Appointments whose start lies in ``[start_from, start_to)``, by start time, one page."""
         ...
 
+    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
+        """Keep ``event`` under ``key`` (a booking or ticket not held yet) until ``until``; a repeat is a no-op."""
+        ...
+
+    def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
+        """The events waiting under ``key`` (those released by a commit are gone), oldest stamp first."""
+        ...
+
     def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
         """Mark a pending mail sent; False when it was already sent (another sender won)."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from appointments.adapters.clock import SystemClock
@@ -105,6 +106,7 @@ def event_processor() -> EventProcessor:
         type_map=config.vendor_type_map,
         customer_mail_sources=config.customer_mail_sources,
         timings=config.rule_timings(),
+        waiting_retention=timedelta(hours=config.unmatched_event_retention_hours),
     )
     return EventProcessor(store(), clock(), catalog(), policy)
 

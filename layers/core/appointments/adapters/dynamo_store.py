@@ -9,6 +9,7 @@ Key design (all keys are strings; times in keys use a fixed-width UTC form so th
 | outbox mail  | ``APPT#<id>``             | ``MAIL#<key>``              | due, while pending                 |
 | external ref | ``REF#<system>#<id>``     | ``REF``                     |                                    |
 | ticket link  | ``TICKET#<system>#<id>``  | ``APPT#<appointment id>``   |                                    |
+| waiting event| ``WAIT#<key>``            | ``EVT#<sha256(delivery id)>`` | TTL ``expires_at``               |
 
 An appointment's state, history and mails share one partition, so the detail view is one query.
 The ``due`` index is sparse: only appointments with a next check and pending mails carry
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from appointments.domain.events import CanonicalEvent
 from appointments.domain.history import HistoryEntry
 from appointments.domain.model import Appointment, Coupon, ExternalRef, TicketRef
 from appointments.domain.outbox import MailStatus, OutboxMail
@@ -97,6 +99,15 @@ def _ref_pk(ref: ExternalRef) -> str:
 
 def _ticket_pk(ticket: TicketRef) -> str:
     return f"TICKET#{ticket.system}#{ticket.id}"
+
+
+def _wait_pk(key: str) -> str:
+    return f"WAIT#{key}"
+
+
+def _wait_sk(delivery_id: str) -> str:
+    # Delivery ids are the vendors' and may be long: a digest keeps the key small and of one shape.
+    return f"EVT#{hashlib.sha256(delivery_id.encode()).hexdigest()}"
 
 
 class DynamoAppointmentStore:
@@ -219,10 +230,36 @@ class DynamoAppointmentStore:
         if change.dropped_ticket is not None:
             key = {"PK": _s(_ticket_pk(change.dropped_ticket)), "SK": _s(f"APPT#{change.after.id}")}
             actions.append({"Delete": {"TableName": self._table, "Key": key}})
+        for wait_key, delivery_id in change.released:
+            key = {"PK": _s(_wait_pk(wait_key)), "SK": _s(_wait_sk(delivery_id))}
+            actions.append({"Delete": {"TableName": self._table, "Key": key}})
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as error:
             raise self._commit_error(error, change, first_ref, coupon_index) from error
+
+    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
+        # A plain put: a redelivery writes the same item again, and the last write keeps the longest wait.
+        with _translated():
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "PK": _s(_wait_pk(key)),
+                    "SK": _s(_wait_sk(event.delivery_id)),
+                    "kind": _s("waiting"),
+                    "doc": _s(event.model_dump_json()),
+                    "expires_at": _n(int(until.timestamp())),
+                },
+            )
+
+    def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
+        items = self._query_all(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": _s(_wait_pk(key))},
+            ConsistentRead=True,
+        )
+        events = [CanonicalEvent.model_validate_json(item["doc"]["S"]) for item in items]
+        return tuple(sorted(events, key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak)))
 
     def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
         try:
@@ -419,14 +456,21 @@ def _encode_cursor(day: date, start_key: Mapping[str, Any] | None) -> str:
 def _decode_cursor(cursor: str, days: list[date]) -> tuple[int, dict[str, Any] | None]:
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(payload, dict) or not isinstance(payload.get("day"), str):
+            raise ValueError("not a cursor")
         day = date.fromisoformat(payload["day"])
         start_key = payload["key"]
+        # The by_day index's LastEvaluatedKey, as _encode_cursor wrote it: the table's and the index's keys,
+        # each a string. Anything else would reach DynamoDB and fail there, as a 500.
         if start_key is not None and not (
-            isinstance(start_key, dict) and all(isinstance(v, dict) and set(v) == {"S"} for v in start_key.values())
+            isinstance(start_key, dict)
+            and set(start_key) == {"PK", "SK", "day", "start_key"}
+            and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in start_key.values())
+            and start_key["day"]["S"] == f"DAY#{day.isoformat()}"
         ):
             raise ValueError("bad key")
         return days.index(day), start_key
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
         raise InvalidInput("cursor", "is not a cursor from this listing") from None
 
 

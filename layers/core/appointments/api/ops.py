@@ -7,6 +7,7 @@ processor and the rules keep (delivery ids, event times, notice keys).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -269,7 +270,9 @@ def if_match_version(text: str | None) -> int | None:
     if text is None or not text.strip():
         return None
     value = text.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    # ASCII digits, and few: str.isdigit() passes "²" (int() refuses it) and "١٢٣" (int() reads it),
+    # and int() refuses more than 4,300 digits.
+    if not re.fullmatch(r"[0-9]{1,12}", value):
         raise InvalidInput("If-Match", 'must be the appointment\'s version, e.g. 3 or "3"')
     return int(value)
 

@@ -25,10 +25,12 @@ from appointments.domain.model import (
     Customer,
     Discount,
     ExternalRef,
+    Fact,
     Frozen,
     Hold,
     Links,
     Note,
+    Stamp,
     Status,
     Technician,
     TicketRef,
@@ -79,6 +81,18 @@ TRANSITIONS: Mapping[Status, Mapping[Action, Status]] = {
     S.CANCELLED: {},
 }
 
+# The facts each action sets: they are stamped with the change's time, so an older vendor event
+# (a retry, a late delivery) never undoes what a dispatcher or the rules decided.
+FACTS_SET: Mapping[Action, tuple[Fact, ...]] = {
+    A.RESCHEDULE: (Fact.TIME,),
+    A.DEFER: (Fact.TIME,),
+    A.REASSIGN: (Fact.TECHNICIANS,),
+    A.CHECK_IN: (Fact.CHECK_IN,),
+    **dict.fromkeys(
+        (A.CONFIRM, A.REQUEST_RESCHEDULE, A.CANCEL, A.AUTO_CANCEL, A.COMPLETE, A.NO_SHOW, A.REOPEN), (Fact.STATUS,)
+    ),
+}
+
 # Actions only the timed rules take; an ops caller is never told they are available.
 SYSTEM_ACTIONS = frozenset({A.REMINDER, A.PRE_NOTICE, A.AUTO_CANCEL})
 
@@ -103,6 +117,8 @@ class Change:
     after: Appointment
     history: tuple[HistoryEntry, ...]
     mails: tuple[OutboxMail, ...] = ()
+    # Waiting events (wait key, delivery id) this change applied: removed in the same transaction.
+    released: tuple[tuple[str, str], ...] = ()
 
     @property
     def expected_version(self) -> int | None:
@@ -177,10 +193,12 @@ def create(
         raise InvalidInput("status", f"a new appointment is requested or scheduled, not {draft.status}")
     if draft.end <= draft.start:
         raise InvalidInput("end", "must be after start")
+    stamp = Stamp.of_change(at, actor)
     after = Appointment(
         id=appointment_id,
         **draft.model_dump(exclude={"technicians"}),
         technicians=with_primary(draft.technicians),
+        fact_stamps=dict.fromkeys((fact for fact in Fact if fact is not Fact.CHECK_IN), stamp),
         created_at=at,
         updated_at=at,
         version=1,
@@ -201,7 +219,9 @@ def _apply(
     **updates: Any,
 ) -> Change:
     to_status = target_status(appointment.status, action)
-    after = _evolve(appointment, at=at, status=to_status, **updates)
+    if facts := FACTS_SET.get(action):
+        updates["fact_stamps"] = {**appointment.fact_stamps, **dict.fromkeys(facts, Stamp.of_change(at, actor))}
+    after = evolve(appointment, at=at, status=to_status, **updates)
     entry = HistoryEntry(
         at=at,
         actor=actor,
@@ -213,7 +233,7 @@ def _apply(
     return Change(before=appointment, after=after, history=(entry,))
 
 
-def _evolve(appointment: Appointment, *, at: datetime, **updates: Any) -> Appointment:
+def evolve(appointment: Appointment, *, at: datetime, **updates: Any) -> Appointment:
     """The next version, validated as a whole so no change can break an invariant."""
     fields = dict(appointment)
     fields.update(updates, updated_at=at, version=appointment.version + 1)
@@ -394,7 +414,7 @@ def record(
     appointment: Appointment, fact: Record, *, at: datetime, actor: Actor, detail: Mapping[str, Any] | None = None
 ) -> Change:
     """A history-only fact (a skipped event, an unmapped type): allowed in every status."""
-    after = _evolve(appointment, at=at)
+    after = evolve(appointment, at=at)
     entry = HistoryEntry(
         at=at,
         actor=actor,

@@ -78,6 +78,40 @@ class Actor(Frozen):
         return cls(kind=ActorKind.OPS, id=identity)
 
 
+class Fact(StrEnum):
+    """What an appointment knows, each part ordered on its own (docs/convergence.md)."""
+
+    TIME = "time"  # start and end
+    TECHNICIANS = "technicians"
+    STATUS = "status"  # with what comes with it: cancellation, completion, no-show time
+    CHECK_IN = "check_in"
+    # The booking's details, each on its own, so an event that leaves one out never erases it.
+    CUSTOMER = "customer"
+    TIMEZONE = "timezone"
+    TYPE = "type"
+    TICKET = "ticket"
+    LINKS = "links"
+    ANSWERS = "answers"
+    METADATA = "metadata"
+
+
+class Stamp(Frozen):
+    """When a fact was set, ordered by time, then the vendor's sequence, then a tie-break that is the same
+    in every delivery order (the delivery id, or the kind of actor for our own changes)."""
+
+    at: UtcDatetime
+    sequence: int = 0
+    tiebreak: Annotated[str, Field(max_length=500)] = ""
+
+    def newer_than(self, other: Stamp | None) -> bool:
+        return other is None or (self.at, self.sequence, self.tiebreak) > (other.at, other.sequence, other.tiebreak)
+
+    @classmethod
+    def of_change(cls, at: datetime, actor: Actor) -> Stamp:
+        # "~" sorts after every character of a delivery id: at the same instant, our own change wins.
+        return cls(at=at, tiebreak=f"~{actor.kind}")
+
+
 class Customer(Frozen):
     name: NonEmpty
     email: Email | None = None
@@ -209,8 +243,9 @@ class Appointment(Frozen):
     next_due_at: UtcDatetime | None = None
     # Notices already sent, keyed by notice and start time, so a reschedule re-arms them.
     notices_sent: dict[str, UtcDatetime] = Field(default_factory=dict)
-    # Per source entity, the time of the newest event applied: older events are skipped.
-    applied_event_times: dict[str, UtcDatetime] = Field(default_factory=dict)
+    # Per fact (time, technicians, status, check-in, each detail), the stamp of the change that last set it:
+    # an event sets only the facts it is newer for, so the state does not depend on delivery order.
+    fact_stamps: dict[Fact, Stamp] = Field(default_factory=dict)
     # Delivery ids of the latest events seen (applied, skipped or ignored): a redelivery is a no-op.
     recent_deliveries: tuple[str, ...] = ()
     created_at: UtcDatetime

@@ -4,6 +4,12 @@ Order matters: the size limit first (cheap), then the signature on the raw body 
 unsigned request is read), then parsing, then the checks that need our configuration. Nothing is
 stored before the enqueue, so a refused request changes nothing and a failed enqueue loses nothing:
 the sender retries on the 503.
+
+A 202 means the event will be applied: what the processor or the store would refuse later (an end not
+after the start, more technicians, answers or metadata than an appointment holds, an id too long for an
+event or a store key) is refused here with a 422 naming the field, and nothing is queued. Each source
+refuses or clips that in its own terms (its module says which); the checks here are the net under them:
+a canonical event a source could not build, or one naming a ref or ticket the store could not key on.
 """
 
 from __future__ import annotations
@@ -11,12 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from appointments.errors import InvalidSignature, PayloadTooLarge, UnknownSource
+from pydantic import ValidationError
+
+from appointments.domain.events import MAX_KEY_ID_BYTES, MAX_TECHNICIANS, fits_a_key
+from appointments.errors import InvalidSignature, PayloadTooLarge, UnknownSource, UnsupportedPayload
+from appointments.sources.base import unsupported
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from appointments.domain.appointment_types import AppointmentTypeCatalog
+    from appointments.domain.events import CanonicalEvent
+    from appointments.domain.model import ExternalRef, TicketRef
     from appointments.ports import Clock, EventQueue, SecretSource
     from appointments.sources.base import Source, WebhookRequest
 
@@ -56,10 +68,28 @@ class WebhookIngress:
         if not secret:
             raise InvalidSignature
         source.verify(request, secret, self._clock.now())
-        events = source.parse(request)
+        try:
+            events = source.parse(request)
+        except ValidationError as error:  # a canonical event the payload cannot make: never a 500
+            raise unsupported(error, prefix="event") from None
         for event in events:
+            _refuse_what_the_store_cannot_hold(event)
             if event.booking is not None and event.booking.type is not None:
                 self._catalog.get(event.booking.type)
         if events:
             self._queue.enqueue(events)
         return Accepted(source=source_name, delivery_ids=tuple(event.delivery_id for event in events))
+
+
+def _refuse_what_the_store_cannot_hold(event: CanonicalEvent) -> None:
+    keyed: dict[str, ExternalRef | TicketRef | None] = {
+        "event.external_ref": event.external_ref,
+        "event.previous_ref": event.previous_ref,
+        "event.ticket": event.ticket,
+        "event.booking.ticket": event.booking.ticket if event.booking is not None else None,
+    }
+    for field, ref in keyed.items():
+        if ref is not None and not fits_a_key(ref.system, ref.id):
+            raise UnsupportedPayload(field, f"system and id must together be at most {MAX_KEY_ID_BYTES} bytes in UTF-8")
+    if event.technicians is not None and len(event.technicians) > MAX_TECHNICIANS:
+        raise UnsupportedPayload("event.technicians", f"must be at most {MAX_TECHNICIANS}")

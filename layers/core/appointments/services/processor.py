@@ -1,45 +1,51 @@
-"""The event processor: applies canonical events to appointments, once each, in order per entity.
+"""The event processor: applies canonical events to appointments so that any delivery order converges.
 
+- Each event sets the facts it is the newest for (``domain.convergence``); older news is recorded as
+  superseded. History gets one entry per event, applied or not.
 - A redelivered event (its delivery id is among the appointment's recent ones) changes nothing.
-- An event older than the newest one applied for its entity is recorded in history as skipped.
-- An event the appointment's status does not allow is recorded as ignored; it never fails the batch.
-- Creation claims the booking's external id: when two deliveries race, the first writer wins and
-  the other, re-reading, finds its delivery already applied.
+- An event about a booking we do not hold yet waits under the booking's external id (a PSA ticket
+  event: under the ticket) and is applied, in the same transaction, when the booking arrives.
+- Creation claims the booking's external ids: when two deliveries race, the first writer wins and the
+  other, re-reading, applies its event to the appointment the first one created.
 - A version conflict (another writer first) is re-read and decided again.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from appointments.domain import lifecycle
+from appointments.domain.convergence import BOOKING_KINDS, claims_of, merge
 from appointments.domain.due import RuleTimings, armed
-from appointments.domain.events import EventKind
-from appointments.domain.history import HistoryEntry, Record
+from appointments.domain.events import EventKind, wait_key_for_ref, wait_key_for_ticket
+from appointments.domain.history import Action, HistoryEntry, Record
 from appointments.domain.ids import new_ulid
 from appointments.domain.lifecycle import AppointmentDraft, Change
-from appointments.domain.model import Actor, CancelledBy, Status, with_primary
+from appointments.domain.model import Actor, Appointment, CancelledBy, Fact, Status
 from appointments.domain.outbox import MailKind, OutboxMail
-from appointments.errors import AppointmentNotYetKnown, ExternalRefTaken, InvalidTransition, VersionConflict
+from appointments.errors import ExternalRefTaken, VersionConflict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
 
     from appointments.domain.appointment_types import AppointmentTypeCatalog
+    from appointments.domain.convergence import Merged
     from appointments.domain.events import CanonicalEvent
-    from appointments.domain.model import Appointment, Technician
+    from appointments.domain.model import Technician
     from appointments.ports import AppointmentStore, Clock
 
-MAX_RECENT_DELIVERIES = 50
-ATTEMPTS = 3
+MAX_RECENT_DELIVERIES = 100
+ATTEMPTS = 4
 
-_CREATING = frozenset({EventKind.REQUESTED, EventKind.SCHEDULED, EventKind.RESCHEDULED})
 _TICKET_KINDS = frozenset({EventKind.TICKET_COMPLETED, EventKind.TICKET_NO_SHOW, EventKind.TICKET_ASSIGNED})
 _OPEN = frozenset({Status.REQUESTED, Status.SCHEDULED})
+_DETAIL_FACTS = frozenset(
+    {Fact.CUSTOMER, Fact.TIMEZONE, Fact.TYPE, Fact.TICKET, Fact.LINKS, Fact.ANSWERS, Fact.METADATA}
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class SourcePolicy:
     type_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # source -> vendor type -> key
     customer_mail_sources: frozenset[str] = frozenset()  # sources whose changes we mail customers about
     timings: RuleTimings = field(default_factory=RuleTimings)  # when the timed rules look next
+    waiting_retention: timedelta = timedelta(hours=72)  # how long an event waits for its booking
 
     def type_for(self, source: str, vendor_type: str | None) -> tuple[str, bool]:
         """Our type key for a vendor type, and whether it was mapped (False: the source's default)."""
@@ -72,12 +79,9 @@ class EventProcessor:
 
     def apply(self, event: CanonicalEvent) -> None:
         if event.kind in _TICKET_KINDS:
-            if event.ticket is None:
-                raise ValueError("a ticket event without a ticket")
-            for appointment_id in self._store.find_by_ticket(event.ticket):
-                self._retrying(functools.partial(self._update, appointment_id, event))
-            return
-        self._retrying(lambda: self._apply_booking_event(event))
+            self._apply_ticket_event(event)
+        else:
+            self._retrying(lambda: self._apply_booking_event(event))
 
     def _retrying(self, attempt: Callable[[], None]) -> None:
         for remaining in reversed(range(ATTEMPTS)):
@@ -88,17 +92,38 @@ class EventProcessor:
                 if remaining == 0:
                     raise
 
+    # -- routing ---------------------------------------------------------------------------------
+
     def _apply_booking_event(self, event: CanonicalEvent) -> None:
         appointment_id = self._find(event)
         if appointment_id is not None:
-            self._update(appointment_id, event)
-        elif event.kind in _CREATING:
-            self._store.commit(self._create(event))
-        elif event.kind is EventKind.SUPERSEDED:
-            # Half of a reschedule of a booking we never held: the other half creates it, nothing to wait for.
-            return
+            self._update(appointment_id, (event,))
+        elif event.kind in BOOKING_KINDS and event.booking is not None:
+            self._create(event)
         else:
-            raise AppointmentNotYetKnown(f"no appointment holds {event.external_ref} yet")
+            self._wait(event)
+
+    def _apply_ticket_event(self, event: CanonicalEvent) -> None:
+        if event.ticket is None:
+            raise ValueError("a ticket event without a ticket")
+        appointment_ids = self._store.find_by_ticket(event.ticket)
+        if not appointment_ids:
+            # Its booking may still be on its way: wait, then look again in case it landed meanwhile.
+            self._store.keep_waiting(wait_key_for_ticket(event.ticket), event, self._waiting_until())
+            appointment_ids = self._store.find_by_ticket(event.ticket)
+        for appointment_id in appointment_ids:
+            self._retrying(functools.partial(self._update, appointment_id, (event,)))
+
+    def _wait(self, event: CanonicalEvent) -> None:
+        """An event that overtook its booking: kept under the booking's id until the booking arrives."""
+        if event.external_ref is None:
+            raise ValueError(f"{event.kind} names no booking")
+        key = wait_key_for_ref(event.external_ref)
+        self._store.keep_waiting(key, event, self._waiting_until())
+        # The booking may have landed between our look and our write; whoever writes second sees the other.
+        appointment_id = self._find(event)
+        if appointment_id is not None:
+            self._update(appointment_id, (event,), released=((key, event),))
 
     def _find(self, event: CanonicalEvent) -> str | None:
         for ref in (event.external_ref, event.previous_ref):
@@ -106,18 +131,16 @@ class EventProcessor:
                 return found
         return None
 
-    # -- creation --------------------------------------------------------------------------------
+    def _waiting_until(self) -> datetime:
+        return self._clock.now() + self._policy.waiting_retention
 
-    def _create(self, event: CanonicalEvent) -> Change:
+    # -- applying --------------------------------------------------------------------------------
+
+    def _create(self, event: CanonicalEvent) -> None:
         booking = event.booking
-        if booking is None:
-            raise ValueError(f"{event.kind} without booking details")
+        assert booking is not None  # noqa: S101 - routed here only with one
         at, actor = self._clock.now(), Actor.source(event.source)
-        if booking.type is not None:
-            type_key, mapped = booking.type, True
-        else:
-            type_key, mapped = self._policy.type_for(event.source, booking.vendor_type)
-        refs = tuple(ref for ref in (event.external_ref, event.previous_ref) if ref is not None)
+        type_key, mapped = self._type_of(event)
         draft = AppointmentDraft(
             status=Status.REQUESTED if event.kind is EventKind.REQUESTED else Status.SCHEDULED,
             start=booking.start,
@@ -125,159 +148,261 @@ class EventProcessor:
             timezone=booking.timezone,
             type=type_key,
             customer=booking.customer,
-            technicians=booking.technicians or (),
-            ticket=booking.ticket or event.ticket,
-            external_refs=refs,
-            links=booking.links,
-            answers=booking.answers,
-            metadata=booking.metadata,
         )
-        change = lifecycle.create(
-            draft, appointment_id=new_ulid(at), catalog=self._catalog, at=at, actor=actor, detail=_event_detail(event)
-        )
+        created = lifecycle.create(draft, appointment_id=new_ulid(at), catalog=self._catalog, at=at, actor=actor)
+        # Nothing is known until the event says it: every fact is set by the merge, stamped with the event.
+        blank = created.after.model_copy(update={"fact_stamps": {}})
+        change = self._changed(None, blank, (event,), released=())
         if not mapped:
             after = change.after
             unmapped = {"vendor_type": booking.vendor_type, "kept_as": type_key}
-            change = change.with_history(
-                HistoryEntry(
-                    at=at,
-                    actor=actor,
-                    action=Record.TYPE_UNMAPPED,
-                    from_status=after.status,
-                    to_status=after.status,
-                    detail=unmapped,
-                )
-            ).with_mails(self._ops_alert(after, "unmapped appointment type", unmapped))
-        change = self._with_customer_mail(change, event, MailKind.CONFIRMATION)
-        return _stamped(self._armed(change), event, applied=True)
+            entry = HistoryEntry(
+                at=at,
+                actor=actor,
+                action=Record.TYPE_UNMAPPED,
+                from_status=after.status,
+                to_status=after.status,
+                detail=unmapped,
+            )
+            alert = self._ops_alert(after, "type_unmapped", "unmapped appointment type", unmapped)
+            change = change.with_history(entry).with_mails(alert)
+        self._store.commit(change)
+        self._drain(change)
 
-    # -- updates ---------------------------------------------------------------------------------
-
-    def _update(self, appointment_id: str, event: CanonicalEvent) -> None:
+    def _update(
+        self,
+        appointment_id: str,
+        events: tuple[CanonicalEvent, ...],
+        *,
+        released: tuple[tuple[str, CanonicalEvent], ...] = (),
+    ) -> None:
         appointment = self._store.get(appointment_id)
-        if event.delivery_id in appointment.recent_deliveries:
+        fresh = tuple(e for e in events if e.delivery_id not in appointment.recent_deliveries)
+        if not fresh and not released:
             return
-        at, actor = self._clock.now(), Actor.source(event.source)
-        newest = appointment.applied_event_times.get(event.entity)
-        if newest is not None and event.occurred_at < newest:
-            detail = {**_event_detail(event), "newest_applied": newest.isoformat()}
-            skipped = lifecycle.record(appointment, Record.EVENT_SKIPPED, at=at, actor=actor, detail=detail)
-            self._store.commit(_stamped(skipped, event, applied=False))
-            return
-        try:
-            change = self._decide(appointment, event)
-        except InvalidTransition as refused:
-            detail = {**_event_detail(event), "reason": refused.message}
-            change = lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
-        self._store.commit(_stamped(self._armed(change), event, applied=True))
+        change = self._changed(appointment, appointment, fresh, released=released)
+        self._store.commit(change)
+        self._drain(change)
 
-    def _decide(self, appointment: Appointment, event: CanonicalEvent) -> Change:
-        at, actor, kind = self._clock.now(), Actor.source(event.source), event.kind
-        if kind in (EventKind.SCHEDULED, EventKind.REQUESTED, EventKind.RESCHEDULED):
-            return self._booked(appointment, event)
-        if kind is EventKind.RESCHEDULE_REQUESTED:
-            change = lifecycle.request_reschedule(appointment, at=at, actor=actor, message=event.reason)
-            return self._with_customer_mail(change, event, MailKind.RESCHEDULE_REQUEST)
-        if kind is EventKind.SUPERSEDED:
-            detail = {**_event_detail(event), "reason": "the first half of a reschedule, not a cancellation"}
-            return lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
-        if kind in (EventKind.ASSIGNED, EventKind.TICKET_ASSIGNED):
-            return self._assigned(appointment, event)
-        if kind is EventKind.CHECKED_IN:
-            return lifecycle.check_in(appointment, at=at, actor=actor)
-        if kind is EventKind.COMPLETED:
-            return self._complete(appointment, event)
-        if kind in (EventKind.NO_SHOW, EventKind.TICKET_NO_SHOW):
-            return lifecycle.mark_no_show(appointment, at=at, actor=actor, note=event.reason)
-        if kind is EventKind.NO_SHOW_CLEARED:
-            self._require(appointment, kind, appointment.status is Status.NO_SHOW, "it is not marked as a no-show")
-            return lifecycle.reopen(appointment, at=at, actor=actor)
-        if kind in (EventKind.CANCELLED, EventKind.REJECTED):
-            by = event.cancelled_by or (CancelledBy.OPS if kind is EventKind.REJECTED else CancelledBy.CUSTOMER)
-            reason = event.reason or f"{'rejected' if kind is EventKind.REJECTED else 'cancelled'} in {event.source}"
-            change = lifecycle.cancel(appointment, by=by, reason=reason, at=at, actor=actor)
-            return self._with_customer_mail(change, event, MailKind.CANCELLED)
-        if kind is EventKind.TICKET_COMPLETED:
-            # The ticket is done: what is still ahead will not happen, what has started was the work.
-            if appointment.start > at:
-                reason = f"ticket completed in {event.source}"
-                return lifecycle.cancel(appointment, by=CancelledBy.OPS, reason=reason, at=at, actor=actor)
-            return self._complete(appointment, event)
-        raise ValueError(f"no rule for {kind}")
+    def _changed(
+        self,
+        before: Appointment | None,
+        start: Appointment,
+        events: tuple[CanonicalEvent, ...],
+        *,
+        released: tuple[tuple[str, CanonicalEvent], ...],
+    ) -> Change:
+        """One commit for ``events`` and for everything waiting on a booking or ticket they link first."""
+        at = self._clock.now()
+        current = start
+        history: list[HistoryEntry] = []
+        alerts: list[tuple[str, str, dict[str, Any]]] = []
+        pending = list(events) + [event for _, event in released]
+        released_keys = [(key, event.delivery_id) for key, event in released]
+        seen_keys: set[str] = set()
+        while pending:
+            pending.sort(key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))
+            for event in pending:
+                if event.delivery_id in current.recent_deliveries:
+                    continue
+                current, entry, alert = self._merged(before is None and not history, current, event, at)
+                history.append(entry)
+                alerts.extend(alert)
+            pending = []
+            # A booking or ticket this change links for the first time may have events waiting for it.
+            for key in self._wait_keys(before, current):
+                if key in seen_keys:
+                    continue
+                seen_keys.add(key)
+                waiting = self._store.waiting(key)
+                pending += [e for e in waiting if e.delivery_id not in current.recent_deliveries]
+                if key.startswith("ref#"):
+                    released_keys += [(key, e.delivery_id) for e in waiting]
+        version = 1 if before is None else before.version + 1
+        after = current.model_copy(update={"version": version, "updated_at": at})
+        released_once = tuple(dict.fromkeys(released_keys))
+        change = Change(before=before, after=after, history=tuple(history), released=released_once)
+        change = self._with_customer_mail(change, events)
+        if alerts:
+            change = change.with_mails(*(self._ops_alert(after, *alert) for alert in alerts))
+        return armed(change, self._catalog, self._policy.timings, now=at)
 
-    def _booked(self, appointment: Appointment, event: CanonicalEvent) -> Change:
-        """A booking event for an appointment we hold: confirm it, move it, or note that nothing changed."""
-        at, actor, booking = self._clock.now(), Actor.source(event.source), event.booking
-        if booking is None:
-            raise ValueError(f"{event.kind} without booking details")
-        moved = (booking.start, booking.end) != (appointment.start, appointment.end)
-        if event.kind is EventKind.REQUESTED:
-            self._require(appointment, event.kind, False, "the appointment is already booked")
-        if moved:
-            change = lifecycle.reschedule(appointment, start=booking.start, end=booking.end, at=at, actor=actor)
-            change = self._with_customer_mail(change, event, MailKind.RESCHEDULED)
-        elif appointment.status is Status.REQUESTED:
-            change = lifecycle.confirm(appointment, at=at, actor=actor)
-            change = self._with_customer_mail(change, event, MailKind.CONFIRMATION)
-        else:
-            detail = {**_event_detail(event), "reason": "the booking is already as the event says"}
-            return lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
-        new_refs = tuple(r for r in (event.external_ref,) if r is not None and r not in change.after.external_refs)
-        if new_refs:
-            after = change.after.model_copy(update={"external_refs": (*change.after.external_refs, *new_refs)})
-            change = dataclasses.replace(change, after=after)
-        return change
-
-    def _assigned(self, appointment: Appointment, event: CanonicalEvent) -> Change:
-        at, actor = self._clock.now(), Actor.source(event.source)
-        self._require(appointment, event.kind, appointment.status in _OPEN, "the appointment is no longer open")
-        technicians = with_primary(event.technicians or ())
-        if _who(technicians) == _who(appointment.technicians):
-            # PSAs repeat the assigned resource on every ticket update: no change, no mail.
-            detail = {**_event_detail(event), "reason": "the technicians are already as the event says"}
-            return lifecycle.record(appointment, Record.EVENT_IGNORED, at=at, actor=actor, detail=detail)
-        change = lifecycle.reassign(appointment, technicians, at=at, actor=actor)
-        return self._with_customer_mail(change, event, MailKind.REASSIGNED)
-
-    def _complete(self, appointment: Appointment, event: CanonicalEvent) -> Change:
-        minutes = max(0, int((appointment.end - appointment.start) / timedelta(minutes=1)))
-        outcome = event.reason or f"completed in {event.source}"
-        return lifecycle.complete(
-            appointment,
-            duration_minutes=minutes,
-            outcome=outcome,
-            at=self._clock.now(),
+    def _merged(
+        self, creating: bool, appointment: Appointment, event: CanonicalEvent, at: datetime
+    ) -> tuple[Appointment, HistoryEntry, list[tuple[str, str, dict[str, Any]]]]:
+        """``appointment`` with ``event`` merged in (same version), the history entry, and any ops alert."""
+        type_key = self._type_of(event)[0] if event.booking is not None else None
+        claims = claims_of(event, type_key=type_key, start=appointment.start)
+        merged = merge(appointment, claims, event.stamp, source=event.source)
+        refs = [r for r in (event.external_ref, event.previous_ref) if r is not None and event.kind in BOOKING_KINDS]
+        known = appointment.external_refs
+        fields = {
+            **dict(appointment),
+            **merged.updates,
+            "external_refs": (*known, *(r for r in dict.fromkeys(refs) if r not in known)),
+            "recent_deliveries": (*appointment.recent_deliveries, event.delivery_id)[-MAX_RECENT_DELIVERIES:],
+            "updated_at": at,
+        }
+        after = Appointment.model_validate(fields)
+        action = Action.CREATE if creating else _action(appointment, after, merged)
+        detail = {**_event_detail(event), **_what_changed(appointment, after, action), **_facts(merged)}
+        if claims.reason and after.status is not appointment.status:
+            detail["reason"] = claims.reason
+        if event.kind is EventKind.SUPERSEDED:
+            detail["reason"] = "the first half of a reschedule, not a cancellation"
+        elif action is Record.EVENT_IGNORED:
+            detail["reason"] = "the appointment is already as the event says"
+        elif action is Record.EVENT_SUPERSEDED:
+            terminal = appointment.status is Status.CANCELLED
+            detail["reason"] = "the appointment is cancelled" if terminal else "newer news already set these facts"
+        entry = HistoryEntry(
+            at=at,
             actor=Actor.source(event.source),
+            action=action,
+            from_status=None if creating else appointment.status,
+            to_status=after.status,
+            detail=detail,
         )
+        alerts = []
+        cancellation = appointment.cancellation
+        if (
+            appointment.status is Status.CANCELLED
+            and cancellation is not None
+            and cancellation.by is CancelledBy.SYSTEM
+            and claims.technicians
+            and event.occurred_at < cancellation.at
+        ):
+            late = {"event": event.kind.value, "technicians": [t.id for t in claims.technicians]}
+            subject = "a technician was assigned before the auto-cancel, but the news came after it"
+            alerts.append(("late_assignment", subject, late))
+        return after, entry, alerts
 
-    def _armed(self, change: Change) -> Change:
-        return armed(change, self._catalog, self._policy.timings, now=self._clock.now())
+    def _wait_keys(self, before: Appointment | None, after: Appointment) -> Iterable[str]:
+        known = () if before is None else before.external_refs
+        keys = [wait_key_for_ref(ref) for ref in after.external_refs if ref not in known]
+        ticket = after.ticket
+        if ticket is not None and (before is None or before.ticket is None or before.ticket.id != ticket.id):
+            keys.append(wait_key_for_ticket(ticket))
+        return keys
 
-    @staticmethod
-    def _require(appointment: Appointment, kind: EventKind, condition: bool, reason: str) -> None:
-        if not condition:
-            raise InvalidTransition(status=appointment.status, action=str(kind), allowed=(), reason=reason)
+    def _drain(self, change: Change) -> None:
+        """Events that began to wait while this change was decided: the writer of each saw no booking yet."""
+        after = change.after
+        stragglers: list[tuple[str, CanonicalEvent]] = []
+        ticket_events: list[CanonicalEvent] = []
+        for key in self._wait_keys(change.before, after):
+            waiting = self._store.waiting(key)
+            if key.startswith("ref#"):
+                stragglers += [(key, event) for event in waiting]  # this change released the others
+            else:
+                ticket_events += [event for event in waiting if event.delivery_id not in after.recent_deliveries]
+        if stragglers or ticket_events:
+            self._retrying(lambda: self._update(after.id, tuple(ticket_events), released=tuple(stragglers)))
+
+    def _type_of(self, event: CanonicalEvent) -> tuple[str, bool]:
+        booking = event.booking
+        if booking is not None and booking.type is not None:
+            return booking.type, True
+        return self._policy.type_for(event.source, booking.vendor_type if booking else None)
 
     # -- mail ------------------------------------------------------------------------------------
 
-    def _with_customer_mail(self, change: Change, event: CanonicalEvent, kind: MailKind) -> Change:
+    def _with_customer_mail(self, change: Change, events: tuple[CanonicalEvent, ...]) -> Change:
         """Schedulers mail their customers themselves; we do too only for sources configured so."""
-        email = change.after.customer.email
-        if event.source not in self._policy.customer_mail_sources or email is None:
+        after = change.after
+        email = after.customer.email
+        sources = {event.source for event in events}
+        if email is None or not sources & self._policy.customer_mail_sources:
             return change
-        context = {"reason": event.reason} if event.reason else {}
-        return change.with_mails(
-            OutboxMail.for_change(kind, change.after, to=(email,), at=change.after.updated_at, context=context)
-        )
+        kind = _customer_mail(change.before, after)
+        if kind is None:
+            return change
+        reasons = [e.reason for e in events if e.reason]
+        context = {"reason": reasons[-1]} if reasons else {}
+        return change.with_mails(OutboxMail.for_change(kind, after, to=(email,), at=after.updated_at, context=context))
 
-    def _ops_alert(self, appointment: Appointment, subject: str, detail: dict[str, Any]) -> OutboxMail:
-        return OutboxMail.for_change(
+    def _ops_alert(self, appointment: Appointment, code: str, subject: str, detail: dict[str, Any]) -> OutboxMail:
+        mail = OutboxMail.for_change(
             MailKind.OPS_ALERT,
             appointment,
             to=(self._policy.ops_alert_email,),
             at=appointment.updated_at,
             context={"subject": subject, **detail},
         )
+        # Two alerts of one change must not share a key.
+        return mail.model_copy(update={"key": f"{mail.key}#{code}"})
+
+
+def _customer_mail(before: Appointment | None, after: Appointment) -> MailKind | None:
+    """The one mail a customer gets for a change, judged on where the appointment ended up."""
+    if before is None:
+        if after.status in _OPEN:
+            return MailKind.CONFIRMATION
+        return MailKind.CANCELLED if after.status is Status.CANCELLED else None
+    if before.status is Status.CANCELLED:
+        return None
+    if after.status is Status.CANCELLED:
+        return MailKind.CANCELLED
+    if after.status not in _OPEN:
+        return None
+    if after.status is Status.REQUESTED and before.status is not Status.REQUESTED:
+        return MailKind.RESCHEDULE_REQUEST
+    if (after.start, after.end) != (before.start, before.end):
+        return MailKind.RESCHEDULED
+    if before.status is Status.REQUESTED and after.status is Status.SCHEDULED:
+        return MailKind.CONFIRMATION
+    if _who(after.technicians) != _who(before.technicians):
+        return MailKind.REASSIGNED
+    return None
+
+
+_TRANSITION_ACTIONS: Mapping[Status, Action] = {
+    Status.CANCELLED: Action.CANCEL,
+    Status.COMPLETED: Action.COMPLETE,
+    Status.NO_SHOW: Action.NO_SHOW,
+    Status.REQUESTED: Action.REQUEST_RESCHEDULE,
+}
+
+
+def _action(before: Appointment, after: Appointment, merged: Merged) -> Action | Record:
+    """What one event did, named as the verb a dispatcher would have used for it."""
+    if before.status is Status.CANCELLED or not merged.set:
+        return Record.EVENT_SUPERSEDED if merged.superseded else Record.EVENT_IGNORED
+    if after.status is not before.status:
+        if after.status is Status.SCHEDULED:
+            return Action.CONFIRM if before.status is Status.REQUESTED else Action.REOPEN
+        return _TRANSITION_ACTIONS[after.status]
+    if (after.start, after.end) != (before.start, before.end):
+        return Action.RESCHEDULE
+    if _who(after.technicians) != _who(before.technicians):
+        return Action.REASSIGN
+    if after.checked_in_at is not None and before.checked_in_at is None:
+        return Action.CHECK_IN
+    if any(getattr(after, fact.value) != getattr(before, fact.value) for fact in _DETAIL_FACTS):
+        return Record.DETAILS_UPDATED
+    return Record.EVENT_IGNORED
+
+
+def _what_changed(before: Appointment, after: Appointment, action: Action | Record) -> dict[str, Any]:
+    if action is Action.RESCHEDULE:
+        return {
+            "from": {"start": before.start.isoformat(), "end": before.end.isoformat()},
+            "to": {"start": after.start.isoformat(), "end": after.end.isoformat()},
+        }
+    if action is Action.REASSIGN:
+        return {"from": [t.id for t in before.technicians], "to": [t.id for t in after.technicians]}
+    if action is Action.CANCEL and after.cancellation is not None:
+        return {"by": after.cancellation.by.value}
+    return {}
+
+
+def _facts(merged: Merged) -> dict[str, Any]:
+    detail: dict[str, Any] = {}
+    if merged.set:
+        detail["set"] = [fact.value for fact in merged.set]
+    if merged.superseded:
+        detail["superseded"] = [fact.value for fact in merged.superseded]
+    return detail
 
 
 def _who(technicians: tuple[Technician, ...]) -> list[tuple[str, bool]]:
@@ -286,16 +411,11 @@ def _who(technicians: tuple[Technician, ...]) -> list[tuple[str, bool]]:
 
 
 def _event_detail(event: CanonicalEvent) -> dict[str, Any]:
-    return {"event": event.kind.value, "delivery_id": event.delivery_id, "occurred_at": event.occurred_at.isoformat()}
-
-
-def _stamped(change: Change, event: CanonicalEvent, *, applied: bool) -> Change:
-    """Remember the delivery (so a redelivery is a no-op) and, when applied, how far the entity got."""
-    after = change.after
-    recent = (*after.recent_deliveries, event.delivery_id)[-MAX_RECENT_DELIVERIES:]
-    times = after.applied_event_times
-    if applied and (event.entity not in times or times[event.entity] < event.occurred_at):
-        times = {**times, event.entity: event.occurred_at}
-    return dataclasses.replace(
-        change, after=after.model_copy(update={"recent_deliveries": recent, "applied_event_times": times})
-    )
+    detail: dict[str, Any] = {
+        "event": event.kind.value,
+        "delivery_id": event.delivery_id,
+        "occurred_at": event.occurred_at.isoformat(),
+    }
+    if event.sequence is not None:
+        detail["sequence"] = event.sequence
+    return detail

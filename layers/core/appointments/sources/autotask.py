@@ -7,6 +7,10 @@ to the configured NO-SHOW status (``ticket.no_show``), and ``AssignedResourceID`
 null = unassigned). Deliberately ignored (no event): other statuses, deletions, the ``Deactivated`` notice
 (it changes no appointment, and unsigned it never gets past ``verify``), entities other than tickets, and
 any action Autotask adds later. Autotask ids are tickets, linked through ``ticket``, never external refs.
+
+Nothing is clipped: ids and the sequence number are integers of at most 2^63-1, the webhook GUID at most 100
+characters and the ticket number at most 100, so every delivery id, entity and store key built from them
+fits, and a value out of range is refused with a 422 naming the field (``Id``, ``Guid``, ``Fields.TicketNumber``).
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ class AutotaskSource:
                 delivery_id=delivery_id if len(kinds) == 1 else f"{delivery_id}#{kind}",
                 kind=kind,
                 occurred_at=change.EventTime,
+                sequence=change.SequenceNumber,
                 entity=f"{self.name}:ticket:{change.Id}",
                 ticket=ticket,
                 technicians=_assigned(fields.AssignedResourceID) if kind is EventKind.TICKET_ASSIGNED else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
@@ -72,7 +73,9 @@ def verify_timestamped_signature(
         key, _, value = item.strip().partition("=")
         parts.setdefault(key, []).append(value)
     timestamps, signatures = parts.get("t", []), parts.get("v1", [])
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+    # ASCII digits only, and few: str.isdigit() also passes "²" and "١٢٣", which int() refuses or reads,
+    # and int() refuses more than 4,300 digits. Twelve digits is Unix time until the year 33658.
+    if len(timestamps) != 1 or not re.fullmatch(r"[0-9]{1,12}", timestamps[0]) or not signatures:
         raise InvalidSignature
     signed_at = int(timestamps[0])
     if abs(now.astimezone(UTC).timestamp() - signed_at) > tolerance_seconds:
@@ -85,7 +88,7 @@ def verify_timestamped_signature(
 def load_json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, and over-long integers
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, over-long integers; deep nesting
         raise MalformedPayload("the body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedPayload("the body is not a JSON object")

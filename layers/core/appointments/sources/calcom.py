@@ -8,6 +8,13 @@ Deliberately ignored (no event): BOOKING_PAID, BOOKING_PAYMENT_INITIATED, MEETIN
 MEETING_ENDED, AFTER_HOSTS_CAL_VIDEO_NO_SHOW and AFTER_GUESTS_CAL_VIDEO_NO_SHOW (Cal Video only, and
 known to misfire), RECORDING_READY, RECORDING_TRANSCRIPTION_GENERATED, INSTANT_MEETING,
 FORM_SUBMITTED, FORM_SUBMITTED_NO_EVENT, OOO_CREATED, PING, and any trigger Cal.com adds later.
+
+A booking is never dropped for what the questionnaire or the team holds: beyond what an appointment keeps,
+hosts are clipped to the first 20 (the organizer first), answers to the first 50 within 64 KiB, metadata
+to the first 50 keys within 16 KiB and 16 levels of nesting, and a phone number too long to be one is left
+out. What cannot be a booking is refused with a 422 naming the field: ``payload.endTime`` not after
+``payload.startTime``, a ``uid`` over 120 characters (``calcom:<uid>`` is the event's entity, at most 128),
+a name over 500 characters, an email that is not one.
 """
 
 from __future__ import annotations
@@ -15,9 +22,16 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
+from appointments.domain.events import (
+    MAX_TECHNICIANS,
+    BookingDetails,
+    CanonicalEvent,
+    EventKind,
+    kept_answers,
+    kept_metadata,
+)
 from appointments.domain.model import (
     Answer,
     CancelledBy,
@@ -52,6 +66,9 @@ _PHONE_FIELD = "attendeePhoneNumber"
 _CUSTOMER_FIELDS = frozenset({"name", "email", _PHONE_FIELD})
 _PHONE_MAX_CHARS = 50  # Customer.phone
 _ANSWER_MAX_CHARS = 5000  # Answer.answer
+_ANSWER_MAX_DEPTH = 8  # lists and objects in an answer's value: deeper ones are no answer a person gave
+# Where a field of the booking details comes from, to name it when the details are refused.
+_BOOKING_FIELDS = {"start": "payload.startTime", "end": "payload.endTime"}
 
 
 Uid = Annotated[str, Field(min_length=1, max_length=120)]  # "calcom:<uid>" must fit an event's entity (128)
@@ -64,7 +81,7 @@ class _Envelope(Lenient):
 
 
 class _Person(Lenient):
-    id: int | None = None  # Cal.com's user id, for hosts
+    id: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None  # Cal.com's user id, for hosts
     name: Annotated[str, Field(max_length=500)] = ""  # "" for a user who never set a name
     email: Email
     timeZone: TimeZoneName | None = None
@@ -178,17 +195,22 @@ class CalcomSource:
         timezone = customer.timeZone or booking.organizer.timeZone
         if timezone is None:
             raise UnsupportedPayload("payload.attendees.0.timeZone", "is required when the organizer has none")
-        return BookingDetails(
-            start=booking.startTime,
-            end=booking.endTime,
-            timezone=timezone,
-            vendor_type=booking.type,
-            customer=Customer(name=customer.name or customer.email, email=customer.email, phone=_phone(booking)),
-            technicians=_technicians(booking),
-            links=self._links(booking.uid),
-            answers=_answers(booking.responses or {}),
-            metadata=booking.metadata or {},
-        )
+        try:
+            return BookingDetails(
+                start=booking.startTime,
+                end=booking.endTime,
+                timezone=timezone,
+                vendor_type=booking.type,
+                customer=Customer(name=customer.name or customer.email, email=customer.email, phone=_phone(booking)),
+                technicians=_technicians(booking)[:MAX_TECHNICIANS],
+                links=self._links(booking.uid),
+                answers=kept_answers(_answers(booking.responses or {})),
+                metadata=kept_metadata(booking.metadata or {}),
+            )
+        except ValidationError as error:
+            first = error.errors(include_input=False, include_url=False)[0]
+            location = str(first["loc"][0]) if first["loc"] else ""
+            raise UnsupportedPayload(_BOOKING_FIELDS.get(location, "payload"), first["msg"]) from None
 
     def _links(self, uid: str) -> Links:
         base = self._booking_base_url
@@ -232,9 +254,11 @@ def _answers(responses: dict[str, _Response]) -> tuple[Answer, ...]:
     return tuple(answers)
 
 
-def _text(value: object) -> str:
+def _text(value: object, depth: int = 0) -> str:
+    if isinstance(value, list | dict) and depth == _ANSWER_MAX_DEPTH:
+        return ""
     if isinstance(value, list):
-        return ", ".join(text for text in map(_text, value) if text)
+        return ", ".join(text for item in value if (text := _text(item, depth + 1)))
     if isinstance(value, dict):  # a location: the kind chosen, and the address or number typed for it
-        return _text(value.get("optionValue") or value.get("value"))
+        return _text(value.get("optionValue") or value.get("value"), depth + 1)
     return "" if value is None else str(value).strip()

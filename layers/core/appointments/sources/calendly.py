@@ -10,6 +10,13 @@ at a new time), invitee.canceled (with ``rescheduled: true``: the first half of 
 but never a cancellation), invitee_no_show.created and invitee_no_show.deleted. Deliberately ignored
 (no event): routing_form_submission.created, event_type.*, meeting_recap.*, contact.*, and any event
 Calendly adds later.
+
+A booking is never dropped for what the questionnaire or the hosts hold: beyond what an appointment keeps,
+hosts are clipped to the first 20, answers to the first 50 within 64 KiB (each question to 500 characters,
+each answer to 5000), a name made of first and last name to 500 characters, and a phone number too long to
+be one is left out. What cannot be a booking is refused with a 422 naming the field:
+``payload.scheduled_event.end_time`` not after its ``start_time``, an invitee URI not ending in an id of at
+most 110 characters (``calendly:<uuid>`` is the event's entity, at most 128), an email that is not one.
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationError
 
-from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
+from appointments.domain.events import MAX_TECHNICIANS, BookingDetails, CanonicalEvent, EventKind, kept_answers
 from appointments.domain.model import (
     Answer,
     CancelledBy,
@@ -50,6 +57,9 @@ TOLERANCE_SECONDS = 180
 _UUID_MAX_CHARS = 110  # "calendly:<uuid>" must fit an event's entity (128)
 _ANSWER_MAX_CHARS = 5000  # Answer.answer
 _PHONE_MAX_CHARS = 50  # Customer.phone
+_NAME_MAX_CHARS = 500  # Customer.name
+# Where a field of the booking details comes from, to name it when the details are refused.
+_BOOKING_FIELDS = {"start": "payload.scheduled_event.start_time", "end": "payload.scheduled_event.end_time"}
 
 
 def _last_segment(uri: str) -> str:
@@ -182,27 +192,33 @@ def _details(invitee: _Invitee) -> BookingDetails:
     if invitee.timezone is None:
         raise UnsupportedPayload("payload.timezone", "is required")
     event = invitee.scheduled_event
-    full_name = " ".join(part for part in (invitee.first_name, invitee.last_name) if part)
+    # Two parts of up to 250 characters and a space are one more than a name holds.
+    full_name = " ".join(part for part in (invitee.first_name, invitee.last_name) if part)[:_NAME_MAX_CHARS]
     phone = (invitee.text_reminder_number or "").strip()
-    return BookingDetails(
-        start=event.start_time,
-        end=event.end_time,
-        timezone=invitee.timezone,
-        vendor_type=event.event_type,
-        customer=Customer(
-            name=invitee.name or full_name or invitee.email,
-            email=invitee.email,
-            # Calendly checks numbers when booking; anything too long to be one is left out rather than refused.
-            phone=phone if 0 < len(phone) <= _PHONE_MAX_CHARS else None,
-        ),
-        technicians=_technicians(event),
-        links=Links(reschedule=invitee.reschedule_url, cancel=invitee.cancel_url),
-        answers=tuple(
-            Answer(question=qa.question, answer=qa.answer)
-            for qa in invitee.questions_and_answers
-            if qa.question and qa.answer
-        ),
-    )
+    try:
+        return BookingDetails(
+            start=event.start_time,
+            end=event.end_time,
+            timezone=invitee.timezone,
+            vendor_type=event.event_type,
+            customer=Customer(
+                name=invitee.name or full_name or invitee.email,
+                email=invitee.email,
+                # Calendly checks numbers when booking; anything too long to be one is left out rather than refused.
+                phone=phone if 0 < len(phone) <= _PHONE_MAX_CHARS else None,
+            ),
+            technicians=_technicians(event)[:MAX_TECHNICIANS],
+            links=Links(reschedule=invitee.reschedule_url, cancel=invitee.cancel_url),
+            answers=kept_answers(
+                Answer(question=qa.question, answer=qa.answer)
+                for qa in invitee.questions_and_answers
+                if qa.question and qa.answer
+            ),
+        )
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        location = str(first["loc"][0]) if first["loc"] else ""
+        raise UnsupportedPayload(_BOOKING_FIELDS.get(location, "payload"), first["msg"]) from None
 
 
 def _technicians(event: _ScheduledEvent) -> tuple[Technician, ...]:

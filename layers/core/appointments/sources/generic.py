@@ -2,15 +2,27 @@
 
 Signed with ``X-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``, 5 minutes either way.
 Unlike the vendors, it names our appointment type key directly; the ingress checks it is a known one.
+
+The format is ours, so whatever an appointment cannot hold is refused with a 422 naming the field, never
+clipped: an ``end`` not after ``start``, more than 20 technicians (as the ops API), an ``external_id`` over
+120 characters (``generic:<external_id>`` is the event's entity, at most 128), an ``event_id`` over 200, and
+a ticket whose system and id together exceed 1000 bytes in UTF-8 (the store keys on them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
-from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
+from appointments.domain.events import (
+    MAX_KEY_ID_BYTES,
+    MAX_TECHNICIANS,
+    BookingDetails,
+    CanonicalEvent,
+    EventKind,
+    fits_a_key,
+)
 from appointments.domain.model import (
     CancelledBy,
     Customer,
@@ -52,17 +64,24 @@ _KINDS = {
 }
 # Kinds that describe the booking itself, so the booking's details must come with them.
 _BOOKING_KINDS = frozenset({EventKind.REQUESTED, EventKind.SCHEDULED, EventKind.RESCHEDULED})
+_EXTERNAL_ID_MAX_CHARS = 120  # "generic:<external_id>" must fit an event's entity (128)
+
+
+def _fits_a_key(ticket: TicketRef) -> TicketRef:
+    if not fits_a_key(ticket.system, ticket.id):
+        raise ValueError(f"system and id must together be at most {MAX_KEY_ID_BYTES} bytes in UTF-8")
+    return ticket
 
 
 class _Appointment(Lenient):
-    external_id: Annotated[str, Field(min_length=1, max_length=200)]
+    external_id: Annotated[str, Field(min_length=1, max_length=_EXTERNAL_ID_MAX_CHARS)]
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
     timezone: TimeZoneName | None = None
     type: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     customer: Customer | None = None
-    technicians: tuple[Technician, ...] | None = None
-    ticket: TicketRef | None = None
+    technicians: Annotated[tuple[Technician, ...], Field(max_length=MAX_TECHNICIANS)] | None = None
+    ticket: Annotated[TicketRef, AfterValidator(_fits_a_key)] | None = None
     links: Links = Links()
 
 
