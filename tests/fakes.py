@@ -71,6 +71,9 @@ class InMemoryAppointmentStore:
         for ref in change.new_external_refs:
             if ref in self.refs:
                 raise ExternalRefTaken(ref.system, ref.id, self.refs[ref])
+        absorbed = change.absorbed
+        if absorbed is not None and self.appointments.get(absorbed.id) != absorbed:
+            raise VersionConflict(change.after.id, change.expected_version or 0)
         if change.new_coupon is not None and change.new_coupon.code in self.coupons:
             raise CouponCodeTaken
 
@@ -88,6 +91,11 @@ class InMemoryAppointmentStore:
             self.tickets[(change.new_ticket.system, change.new_ticket.id)].append(appointment_id)
         for key, delivery_id in change.released:
             self.waits[key].pop(delivery_id, None)
+        if change.absorbed is not None:
+            gone = self.appointments.pop(change.absorbed.id)
+            self.refs.update(dict.fromkeys(gone.external_refs, appointment_id))
+            if gone.ticket is not None:
+                self.tickets[(gone.ticket.system, gone.ticket.id)].remove(gone.id)
         self.commits += 1
 
     def find_by_external_ref(self, ref: ExternalRef) -> str | None:

@@ -294,3 +294,101 @@ def test_a_booking_arms_the_timed_rules_and_a_cancellation_disarms_them(store: I
     assert booked.next_due_at == booked.start - timedelta(hours=24)
     apply(generic_event("appointment_cancelled"))
     assert store.get(only(store)).next_due_at is None
+
+
+def test_a_vendor_retry_never_undoes_a_dispatchers_reassign(store: InMemoryAppointmentStore) -> None:
+    # Given a booking assigned by the vendor at 10:00, then reassigned by a dispatcher at 10:01
+    from appointments.domain.coupons import CouponPolicy
+    from appointments.services.back_office import BackOffice, BackOfficePolicy, Reassign
+    from tests.factories import ALEX, OPS
+
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled"))
+    office = BackOffice(store, ManualClock(NOW), CATALOG, BackOfficePolicy(coupons=CouponPolicy()))
+    office.act(only(store), Reassign(technicians=(ALEX,)), actor=OPS)
+    # When the vendor's assignment from 10:00:30 arrives late (a retry)
+    apply(
+        generic_event(
+            "appointment_assigned", occurred_at="2026-11-23T10:00:30Z", appointment={"external_id": "stf-981"}
+        )
+    )
+    # Then the dispatcher's choice stands and the retry is recorded as superseded
+    record = store.load(only(store))
+    assert [t.id for t in record.appointment.technicians] == [ALEX.id]
+    assert record.history[-1].action is Record.EVENT_SUPERSEDED
+    assert record.history[-1].detail["superseded"] == ["technicians"]
+
+
+def test_an_assignment_made_before_an_auto_cancel_but_delivered_after_it_alerts_ops(
+    store: InMemoryAppointmentStore,
+) -> None:
+    # Given an unassigned booking that the rules cancelled at 10:01
+    from appointments.domain import lifecycle
+    from appointments.domain.model import Actor
+
+    apply = processor(store).apply
+    apply(generic_event("appointment_scheduled_unassigned"))
+    appointment = store.get(only(store))
+    store.commit(
+        lifecycle.cancel(appointment, by=CancelledBy.SYSTEM, reason="unassigned", at=NOW, actor=Actor.system())
+    )
+    # When an assignment made at 10:00:40 is delivered after the cancel
+    apply(generic_event("appointment_assigned", occurred_at="2026-11-23T10:00:40Z"))
+    # Then the appointment stays cancelled, history says superseded, and ops are told
+    record = store.load(only(store))
+    assert record.appointment.status is Status.CANCELLED
+    assert record.history[-1].action is Record.EVENT_SUPERSEDED
+    [alert] = [m for m in record.mails if m.kind is MailKind.OPS_ALERT]
+    assert alert.context["technicians"] == ["t-23"]
+    assert "auto-cancel" in alert.context["subject"]
+
+
+def test_a_ticket_event_that_overtakes_the_booking_naming_its_ticket_waits_for_it(
+    store: InMemoryAppointmentStore,
+) -> None:
+    # Given the PSA's assignment of ticket 48213 before any booking names the ticket
+    from tests.factories import ALEX
+
+    apply = processor(store).apply
+    apply(_ticket_event(EventKind.TICKET_ASSIGNED, technicians=(ALEX,)))
+    assert store.appointments == {}
+    # When the booking naming ticket 48213 arrives (booked at 10:00, assigned in the PSA at 10:01)
+    apply(generic_event("appointment_scheduled"))
+    # Then it lands assigned as the PSA says, in the booking's own commit
+    record = store.load(only(store))
+    assert [t.id for t in record.appointment.technicians] == [ALEX.id]
+    assert [e.action for e in record.history] == [Action.CREATE, Action.REASSIGN]
+    assert store.commits == 1
+
+
+def test_two_bookings_found_to_be_one_reschedule_chain_become_one_appointment(
+    store: InMemoryAppointmentStore,
+) -> None:
+    # Given Cal.com's second reschedule (uid-3 replacing uid-2) and the original booking (uid-1), each alone
+    def calcom(kind: EventKind, uid: str, previous: str | None, hour: int) -> CanonicalEvent:
+        booking = _vendor_booking(None, uid=uid).booking
+        assert booking is not None
+        start = NOW + timedelta(days=1, hours=hour)
+        return CanonicalEvent(
+            source="calcom",
+            delivery_id=f"{kind}:{uid}",
+            kind=kind,
+            occurred_at=NOW + timedelta(minutes=hour),
+            entity=f"calcom:{previous or uid}",
+            external_ref=ExternalRef(system="calcom", id=uid),
+            previous_ref=ExternalRef(system="calcom", id=previous) if previous else None,
+            booking=booking.model_copy(update={"start": start, "end": start + timedelta(minutes=30)}),
+        )
+
+    apply = processor(store).apply
+    apply(calcom(EventKind.RESCHEDULED, "uid-3", "uid-2", hour=3))
+    apply(calcom(EventKind.SCHEDULED, "uid-1", None, hour=1))
+    assert len(store.appointments) == 2
+    # When the first reschedule (uid-2 replacing uid-1) links them
+    apply(calcom(EventKind.RESCHEDULED, "uid-2", "uid-1", hour=2))
+    # Then one appointment holds all three ids, at the newest time, with a merge in its history
+    [appointment] = store.appointments.values()
+    assert {r.id for r in appointment.external_refs} == {"uid-1", "uid-2", "uid-3"}
+    assert appointment.start == NOW + timedelta(days=1, hours=3)
+    assert {store.find_by_external_ref(r) for r in appointment.external_refs} == {appointment.id}
+    assert Record.MERGED in [e.action for e in store.load(appointment.id).history]

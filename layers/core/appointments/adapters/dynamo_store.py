@@ -233,10 +233,13 @@ class DynamoAppointmentStore:
         for wait_key, delivery_id in change.released:
             key = {"PK": _s(_wait_pk(wait_key)), "SK": _s(_wait_sk(delivery_id))}
             actions.append({"Delete": {"TableName": self._table, "Key": key}})
+        absorb_index = len(actions)
+        if change.absorbed is not None:
+            actions += self._absorb(change.absorbed, change.after.id)
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as error:
-            raise self._commit_error(error, change, first_ref, coupon_index) from error
+            raise self._commit_error(error, change, first_ref, coupon_index, absorb_index) from error
 
     def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
         # A plain put: a redelivery writes the same item again, and the last write keeps the longest wait.
@@ -280,6 +283,36 @@ class DynamoAppointmentStore:
                 return False
             raise _translate(error) from error
         return True
+
+    def _absorb(self, absorbed: Appointment, into: str) -> list[TransactWriteItemTypeDef]:
+        """Remove ``absorbed`` (as it was read) and hand its external ids and ticket link to ``into``."""
+        gone = {"PK": _s(_appt_pk(absorbed.id)), "SK": _s(APPOINTMENT_SK)}
+        actions: list[TransactWriteItemTypeDef] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": gone,
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":expected": _n(absorbed.version)},
+                }
+            }
+        ]
+        for ref in absorbed.external_refs:
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _ref_item(ref, into),
+                        "ConditionExpression": "appointment_id = :absorbed",
+                        "ExpressionAttributeValues": {":absorbed": _s(absorbed.id)},
+                    }
+                }
+            )
+        if absorbed.ticket is not None:
+            key = {"PK": _s(_ticket_pk(absorbed.ticket)), "SK": _s(f"APPT#{absorbed.id}")}
+            actions.append({"Delete": {"TableName": self._table, "Key": key}})
+        return actions
 
     # -- item building -------------------------------------------------------------------------
 
@@ -352,7 +385,9 @@ class DynamoAppointmentStore:
             if start_key is None:
                 return
 
-    def _commit_error(self, error: ClientError, change: Change, first_ref: int, coupon_index: int | None) -> Exception:
+    def _commit_error(
+        self, error: ClientError, change: Change, first_ref: int, coupon_index: int | None, absorb_index: int
+    ) -> Exception:
         if _code(error) != "TransactionCanceledException":
             return _translate(error)
         reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
@@ -372,6 +407,8 @@ class DynamoAppointmentStore:
                 return ExternalRefTaken(ref.system, ref.id, holder)
             if index == coupon_index:
                 return CouponCodeTaken()
+            if index >= absorb_index:  # the absorbed appointment changed meanwhile: read both again
+                return VersionConflict(change.after.id, change.expected_version or 0)
             return AlreadyExists(f"a record of appointment {change.after.id!r} was already written")
         return StoreError(f"appointment store transaction cancelled: {', '.join(codes)}")
 

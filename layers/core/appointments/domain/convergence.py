@@ -206,3 +206,65 @@ def _merge_status(
 
 def _who(technicians: tuple[Technician, ...]) -> list[tuple[str, bool]]:
     return [(t.id, t.primary) for t in technicians]
+
+
+_FIELDS_OF: Mapping[Fact, tuple[str, ...]] = {
+    Fact.TIME: ("start", "end"),
+    Fact.TECHNICIANS: ("technicians",),
+    Fact.STATUS: ("status", "cancellation", "completion", "no_show_at"),
+    Fact.CHECK_IN: (),
+    **{fact: (fact.value,) for fact in (Fact.CUSTOMER, Fact.TIMEZONE, Fact.TYPE, Fact.TICKET)},
+    **{fact: (fact.value,) for fact in (Fact.LINKS, Fact.ANSWERS, Fact.METADATA)},
+}
+
+
+def absorb(survivor: Appointment, absorbed: Appointment) -> dict[str, Any]:
+    """The fields of ``survivor`` once ``absorbed`` (the same booking, known under other ids) is merged in.
+
+    Each fact takes the newer of the two stamps, as if every event of both had reached one appointment;
+    a cancellation is terminal here too, and the earlier of two is kept. What people added (notes,
+    contact attempts, hold, discount) is kept from both.
+    """
+    stamps = dict(survivor.fact_stamps)
+    updates: dict[str, Any] = {}
+    for fact, theirs in absorbed.fact_stamps.items():
+        if fact is Fact.STATUS:
+            continue
+        if theirs.newer_than(stamps.get(fact)):
+            stamps[fact] = theirs
+            updates.update({name: getattr(absorbed, name) for name in _FIELDS_OF[fact]})
+    ours, theirs_status = stamps.get(Fact.STATUS), absorbed.fact_stamps.get(Fact.STATUS)
+    cancelled = [a for a in (survivor, absorbed) if a.status is Status.CANCELLED]
+    if cancelled:
+        first = min(cancelled, key=lambda a: _stamp_key(a.fact_stamps.get(Fact.STATUS)))
+        winner = first
+    else:
+        winner = absorbed if theirs_status is not None and theirs_status.newer_than(ours) else survivor
+    if winner is absorbed:
+        updates.update({name: getattr(absorbed, name) for name in _FIELDS_OF[Fact.STATUS]})
+    if winner.fact_stamps.get(Fact.STATUS) is not None:
+        stamps[Fact.STATUS] = winner.fact_stamps[Fact.STATUS]
+    checked_in = stamps.get(Fact.CHECK_IN)
+    updates["checked_in_at"] = (
+        checked_in.at if checked_in is not None and checked_in.newer_than(stamps.get(Fact.TIME)) else None
+    )
+    refs = survivor.external_refs + tuple(r for r in absorbed.external_refs if r not in survivor.external_refs)
+    deliveries = dict.fromkeys((*absorbed.recent_deliveries, *survivor.recent_deliveries))
+    return {
+        **updates,
+        "fact_stamps": stamps,
+        "external_refs": refs,
+        "recent_deliveries": tuple(deliveries),
+        "notes": tuple(sorted((*survivor.notes, *absorbed.notes), key=lambda note: note.at)),
+        "contact_attempts": tuple(
+            sorted((*survivor.contact_attempts, *absorbed.contact_attempts), key=lambda attempt: attempt.at)
+        ),
+        "hold": survivor.hold or absorbed.hold,
+        "discount": survivor.discount or absorbed.discount,
+        "notices_sent": {**absorbed.notices_sent, **survivor.notices_sent},
+        "created_at": min(survivor.created_at, absorbed.created_at),
+    }
+
+
+def _stamp_key(stamp: Stamp | None) -> tuple[Any, ...]:
+    return () if stamp is None else (stamp.at, stamp.sequence, stamp.tiebreak)

@@ -38,6 +38,7 @@ class Record(StrEnum):
     EVENT_SUPERSEDED = "event_superseded"  # newer news already set what the event says (or it came after a cancel)
     EVENT_IGNORED = "event_ignored"  # an event that changes nothing: the appointment is already as it says
     DETAILS_UPDATED = "details_updated"  # a vendor's newer customer details, links, answers or ticket
+    MERGED = "merged"  # another appointment was the same booking (a reschedule chain out of order): merged in
     NOTICE_SKIPPED = "notice_skipped"  # a notice whose purpose had passed when its check ran
     TYPE_UNMAPPED = "type_unmapped"  # a vendor type with no mapping: kept under the source's default
     AT_RISK = "at_risk"  # unassigned too close to the start for the rules to act: ops alerted

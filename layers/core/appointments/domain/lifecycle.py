@@ -119,6 +119,9 @@ class Change:
     mails: tuple[OutboxMail, ...] = ()
     # Waiting events (wait key, delivery id) this change applied: removed in the same transaction.
     released: tuple[tuple[str, str], ...] = ()
+    # Another appointment found to be the same booking (a reschedule chain delivered out of order): it is
+    # removed in the same transaction and its external ids move to this one.
+    absorbed: Appointment | None = None
 
     @property
     def expected_version(self) -> int | None:
@@ -126,8 +129,13 @@ class Change:
 
     @property
     def new_external_refs(self) -> tuple[ExternalRef, ...]:
-        known = () if self.before is None else self.before.external_refs
+        known = (() if self.before is None else self.before.external_refs) + self.moved_external_refs
         return tuple(ref for ref in self.after.external_refs if ref not in known)
+
+    @property
+    def moved_external_refs(self) -> tuple[ExternalRef, ...]:
+        """External ids the absorbed appointment held, now this one's."""
+        return () if self.absorbed is None else self.absorbed.external_refs
 
     @property
     def new_coupon(self) -> Coupon | None:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from appointments.domain import lifecycle
-from appointments.domain.convergence import BOOKING_KINDS, claims_of, merge
+from appointments.domain.convergence import BOOKING_KINDS, absorb, claims_of, merge
 from appointments.domain.due import RuleTimings, armed
 from appointments.domain.events import EventKind, wait_key_for_ref, wait_key_for_ticket
 from appointments.domain.history import Action, HistoryEntry, Record
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from appointments.ports import AppointmentStore, Clock
 
 MAX_RECENT_DELIVERIES = 100
+MAX_COPIED_HISTORY = 60
 ATTEMPTS = 4
 
 _TICKET_KINDS = frozenset({EventKind.TICKET_COMPLETED, EventKind.TICKET_NO_SHOW, EventKind.TICKET_ASSIGNED})
@@ -95,7 +96,11 @@ class EventProcessor:
     # -- routing ---------------------------------------------------------------------------------
 
     def _apply_booking_event(self, event: CanonicalEvent) -> None:
-        appointment_id = self._find(event)
+        holders = self._holders(event)
+        if len(holders) > 1:
+            # The event links two bookings we took for different appointments: they are one.
+            self._merge_appointments(*sorted(holders))
+        appointment_id = min(holders, default=None)
         if appointment_id is not None:
             self._update(appointment_id, (event,))
         elif event.kind in BOOKING_KINDS and event.booking is not None:
@@ -126,10 +131,35 @@ class EventProcessor:
             self._update(appointment_id, (event,), released=((key, event),))
 
     def _find(self, event: CanonicalEvent) -> str | None:
-        for ref in (event.external_ref, event.previous_ref):
-            if ref is not None and (found := self._store.find_by_external_ref(ref)) is not None:
-                return found
-        return None
+        return min(self._holders(event), default=None)
+
+    def _holders(self, event: CanonicalEvent) -> set[str]:
+        """The appointments holding the event's booking ids (two when it links bookings we took apart)."""
+        refs = (event.external_ref, event.previous_ref)
+        found = (self._store.find_by_external_ref(ref) for ref in refs if ref is not None)
+        return {appointment_id for appointment_id in found if appointment_id is not None}
+
+    def _merge_appointments(self, survivor_id: str, absorbed_id: str) -> None:
+        """One appointment from two: the older id survives (ULIDs sort by creation), with both histories."""
+        survivor = self._store.get(survivor_id)
+        absorbed_record = self._store.load(absorbed_id)
+        absorbed, at = absorbed_record.appointment, self._clock.now()
+        after = Appointment.model_validate(
+            {**dict(survivor), **absorb(survivor, absorbed), "version": survivor.version + 1, "updated_at": at}
+        )
+        detail = {"merged": absorbed.id, "external_ids": [str(ref) for ref in absorbed.external_refs]}
+        entry = HistoryEntry(
+            at=at,
+            actor=Actor.system(),
+            action=Record.MERGED,
+            from_status=survivor.status,
+            to_status=after.status,
+            detail=detail,
+        )
+        # A transaction holds 100 items: the latest entries come along; older ones stay under the absorbed id.
+        copied = absorbed_record.history[-MAX_COPIED_HISTORY:]
+        change = Change(before=survivor, after=after, history=(*copied, entry), absorbed=absorbed)
+        self._store.commit(armed(change, self._catalog, self._policy.timings, now=at))
 
     def _waiting_until(self) -> datetime:
         return self._clock.now() + self._policy.waiting_retention
