@@ -12,7 +12,7 @@ SAM := $(SAM_VENV)/bin/sam
 PY313_BIN ?= $(shell d=$$(pyenv root 2>/dev/null)/versions; ls -d $$d/3.13*/bin 2>/dev/null | sort -V | tail -1)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv test test-unit test-integration lint fmt fmt-check type lint-template check build deploy run bench openapi clean
+.PHONY: help venv test test-unit test-integration soak lint fmt fmt-check type lint-template check build deploy run bench openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ test-unit: $(VENV)/.installed ## pure tests, sockets blocked
 
 test-integration: $(VENV)/.installed ## adapters and handlers under moto, template checks
 	$(PY) -m pytest -q tests/integration tests/template
+
+soak: $(VENV)/.installed ## longer runs: 1,000 and 5,000 webhooks through the runner, 3,000 convergence examples
+	set -o pipefail; LOAD_APPOINTMENTS=200 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
+	set -o pipefail; LOAD_APPOINTMENTS=1000 LOAD_THREADS=16 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
+	CONVERGENCE_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_convergence.py
+	CONVERGENCE_EXAMPLES=500 $(PY) -m pytest -q tests/integration/test_convergence.py
 
 lint: $(VENV)/.installed ## ruff lint
 	$(VENV)/bin/ruff check .

@@ -10,12 +10,13 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from localdev.clock import RunnerClock
 from localdev.runner import DEV_OPS_TOKEN, Runner, RunnerConfig, StartupError, describe_route
@@ -63,23 +64,36 @@ def _serve(arguments: argparse.Namespace) -> int:
         server.server_close()
         return _fail(str(error))
     # Explicit, because a shell that starts the runner in the background makes it ignore SIGINT.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    on_signal = _StopOnSignal(server)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     server.start_background()
     _print_banner(runner, server, config, time.monotonic() - started)
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
+        server.serve_forever(poll_interval=0.2)  # returns once the stop has drained everything
     finally:
-        server.stop_background()
-        server.server_close()
-        runner.stop()
+        server.stop()  # after a signal: waits for the stop under way
+    print("localdev: stopped; its tables, queues and mail are gone", flush=True)
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> NoReturn:
-    raise KeyboardInterrupt
+class _StopOnSignal:
+    """Ctrl-C or SIGTERM: stop in order on another thread while this one keeps answering (503); again: exit now."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self._server = server
+        self._stopper: threading.Thread | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self._stopper is not None:
+            os.write(2, b"\nlocaldev: stopped at once; requests in flight were dropped\n")
+            os._exit(1)
+        self._stopper = threading.Thread(target=self._stop, name="localdev-stop")
+        self._stopper.start()
+
+    def _stop(self) -> None:
+        print("\nlocaldev: stopping: new requests get 503; finishing those in flight and what they queued…", flush=True)
+        self._server.stop()
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -92,7 +106,8 @@ def _pair(text: str) -> tuple[str, str]:
 def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, seconds: float) -> None:
     base = f"http://127.0.0.1:{server.port}"
     lines = [f"localdev: the appointment desk on {base} (ready in {seconds:.2f} s, clock {runner.clock.mode})", ""]
-    lines += [f"Embedded AWS (moto): {runner.endpoint}  (point boto3 or the AWS CLI at it with --endpoint-url)", ""]
+    lines += [f"Embedded AWS (moto): {runner.endpoint}  (point boto3 or the AWS CLI at it with --endpoint-url)"]
+    lines += ["State (tables, queues, mail) lives in memory: it is gone when the runner stops.", ""]
     routes = sorted(runner.routes, key=lambda route: (route.path, route.method))
     lines += ["Routes:"] + [f"  {describe_route(route)}" for route in routes]
     lines += ["", "Queues pumped into functions:"] + [f"  {line}" for line in runner.subscriptions] or ["  (none)"]
@@ -115,7 +130,7 @@ def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, sec
         "  .venv/bin/python -m localdev send events/generic/appointment_scheduled.json",
         f"  curl -s {base}/_local/outbox          # mail sent",
         f"  curl -s -XPOST {base}/_local/clock -d '{{\"advance_seconds\": 3600}}'",
-        "Ctrl-C stops everything.",
+        "Ctrl-C stops everything (requests already accepted are finished first; state in memory is dropped).",
     ]
     print("\n".join(lines), flush=True)
 

@@ -32,6 +32,7 @@ from localdev.apigw import (
     is_binary,
     proxy_event,
 )
+from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
 from localdev.resources import ACCOUNT_ID, REGION, provision
 from localdev.schedule import ScheduleError, parse_schedule
@@ -47,7 +48,7 @@ from localdev.template import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -62,6 +63,7 @@ DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, pr
 DEV_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-dev"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 SETTLE_ROUNDS = 1000
+STOP_DRAIN_SECONDS = 30.0  # how long stopping waits for requests in flight before it lets go anyway
 
 # The process-wide environment the functions see: fake credentials and the embedded endpoint.
 _AWS_ENVIRONMENT = {
@@ -129,6 +131,9 @@ class Runner:
         self.config = config
         self.clock = clock
         self._lock = threading.RLock()
+        self._pump_lock = threading.RLock()  # one pass of the queues at a time: background, settle, stop
+        self._gateway = Gate()
+        self._started = False
         self._template = load_template(config.template_path)
         self._root = config.template_path.resolve().parent
         self._specs = {spec.logical_id: spec for spec in functions(self._template, root=self._root)}
@@ -161,8 +166,31 @@ class Runner:
         _wiring().use_clock(self.clock)
         for logical_id, spec in self._specs.items():
             self._handlers[logical_id] = load_handler(spec)
+        self._started = True
 
-    def stop(self) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._gateway.closed
+
+    def begin_stop(self) -> None:
+        """From now on the gateway answers 503 and invokes nothing; requests already in flight carry on."""
+        self._gateway.close()
+
+    def stop(self, *, drain_seconds: float = STOP_DRAIN_SECONDS) -> None:
+        """Refuse new requests, let those in flight finish, pump what they queued, then let go of everything.
+
+        A webhook acknowledged with 202 is in its queue; the last settle hands it to its processor
+        before the state (tables, queues, mail: all in memory) is gone.
+        """
+        self.begin_stop()
+        if not self._gateway.wait_empty(drain_seconds):
+            print(f"localdev: requests still in flight after {drain_seconds:.0f} s; stopping anyway", file=sys.stderr)
+        if self._started:
+            self._started = False
+            try:
+                self.settle()
+            except Exception:
+                traceback.print_exc()
         if self._handlers:
             _wiring().reset()
         if self._moto is not None:
@@ -280,6 +308,12 @@ class Runner:
     # -- the gateway -------------------------------------------------------------------------------
 
     def handle_http(self, request: HttpRequest) -> HttpResponse:
+        with self._gateway.admit() as admitted:
+            if not admitted:
+                return stopping_error()
+            return self._handle_http(request)
+
+    def _handle_http(self, request: HttpRequest) -> HttpResponse:
         if len(request.body) > MAX_BODY_BYTES:
             return gateway_error(413, "Request Too Long")
         matched = self.routes.match(request.method, request.path)
@@ -332,6 +366,10 @@ class Runner:
         A record that fails is made visible again at once (Lambda waits for the visibility timeout),
         so a failing message reaches the dead-letter queue after maxReceiveCount passes, not hours.
         """
+        with self._pump_lock:
+            return self._pump()
+
+    def _pump(self) -> int:
         sqs = boto3.client("sqs", region_name=REGION)
         handled = 0
         for spec in self._specs.values():
@@ -374,12 +412,13 @@ class Runner:
 
     def settle(self) -> int:
         """Pump until every subscribed queue is empty; the number of messages handled."""
-        total = 0
-        for _ in range(SETTLE_ROUNDS):
-            handled = self.pump()
-            total += handled
-            if handled == 0 and self._queues_empty():
-                return total
+        with self._pump_lock:  # two pumps at once would each see the other's messages in flight
+            total = 0
+            for _ in range(SETTLE_ROUNDS):
+                handled = self._pump()
+                total += handled
+                if handled == 0 and self._queues_empty():
+                    return total
         raise RuntimeError(f"the queues did not settle in {SETTLE_ROUNDS} passes")
 
     def _queues_empty(self) -> bool:
@@ -526,16 +565,31 @@ def _sent_mail(message: Any, at: datetime) -> SentMail:
     )
 
 
-def _unauthorised() -> HttpResponse:
+def api_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Sequence[Mapping[str, Any]] = (),
+    headers: Sequence[tuple[str, str]] = (),
+) -> HttpResponse:
+    """The runner's own refusals in the API's one error shape: ``{"error": {code, message, details}, request_id}``."""
     body = {
-        "error": {"code": "unauthorized", "message": "a valid bearer token is required", "details": []},
+        "error": {"code": code, "message": message, "details": [dict(detail) for detail in details]},
         "request_id": str(uuid.uuid4()),
     }
     return HttpResponse(
-        status=401,
-        headers=[("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")],
-        body=json.dumps(body).encode(),
+        status=status, headers=[("Content-Type", "application/json"), *headers], body=json.dumps(body).encode()
     )
+
+
+def stopping_error() -> HttpResponse:
+    """503 once the runner began to stop: nothing was accepted, nothing will be processed."""
+    return api_error(503, "runner_stopping", "the local runner is stopping: the request was not accepted")
+
+
+def _unauthorised() -> HttpResponse:
+    return api_error(401, "unauthorized", "a valid bearer token is required", headers=[("WWW-Authenticate", "Bearer")])
 
 
 def describe_route(route: ApiRoute) -> str:

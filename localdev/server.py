@@ -1,8 +1,15 @@
-"""The runner's HTTP face on 127.0.0.1: the API Gateway routes, and the ``/_local`` dev endpoints."""
+"""The runner's HTTP face on 127.0.0.1: the API Gateway routes, and the ``/_local`` dev endpoints.
+
+Stopping (``LocalServer.stop``, which Ctrl-C and SIGTERM call) refuses every new request with 503 at
+once, lets the requests in flight finish, pumps what they queued into the functions, and only then
+lets go of the runner and the port: a webhook acknowledged with 202 has been processed.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 import threading
 import traceback
 from datetime import datetime, timedelta
@@ -11,14 +18,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
-from localdev.runner import MAX_BODY_BYTES
+from localdev.gate import Gate
+from localdev.runner import MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
 
     from localdev.runner import Runner
 
 BACKGROUND_PERIOD_SECONDS = 0.25
+READ_TIMEOUT_SECONDS = 10.0  # a client that stops sending mid-request is answered 400, not waited for
+READ_CHUNK_BYTES = 64 * 1024  # a body is read as it arrives, never allocated from what Content-Length claims
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+class FramingError(Exception):
+    """The request's body cannot be delimited: the connection cannot be trusted for another request."""
 
 
 class LocalRequestError(Exception):
@@ -29,17 +45,78 @@ class LocalRequestError(Exception):
 
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False  # a port in use must stop the runner, not be shared
+    # Restart at once on the same port: SO_REUSEADDR lets it bind over the last run's TIME_WAIT
+    # connections. A port another process listens on still stops the runner (Linux and macOS refuse
+    # a second listener on the same address without SO_REUSEPORT, which stays off).
+    allow_reuse_address = True
+    allow_reuse_port = False
 
     def __init__(self, runner: Runner, port: int) -> None:
         self.runner = runner
+        self.read_timeout_seconds = READ_TIMEOUT_SECONDS
         super().__init__(("127.0.0.1", port), _Handler)
-        self._stopping = threading.Event()
+        self._requests = Gate()
+        self._state = threading.Lock()
+        self._looping = False
+        self._stop_started = False
+        self._stopped = threading.Event()
+        self._background_stop = threading.Event()
         self._background: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    @property
+    def stopping(self) -> bool:
+        return self._requests.closed
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        with self._state:
+            if self._stop_started:
+                return  # stopped before it began serving
+            self._looping = True
+        try:
+            super().serve_forever(poll_interval)
+        finally:
+            with self._state:
+                self._looping = False
+
+    def admit(self) -> AbstractContextManager[bool]:
+        """``with server.admit() as admitted``: ``False`` once stopping began (refuse); else counted until done."""
+        return self._requests.admit()
+
+    def begin_stop(self) -> None:
+        """Refuse every request from now on (503, connection closed); those in flight carry on."""
+        self._requests.close()
+        self.runner.begin_stop()
+
+    def stop(self, *, drain_seconds: float = STOP_DRAIN_SECONDS) -> None:
+        """Stop everything, in the order that loses nothing acknowledged; a second call waits for the first.
+
+        Refuse new requests; wait (at most ``drain_seconds``) for those in flight; stop the background
+        pump; stop the runner, whose last settle hands every queued message to its function; stop
+        serving and free the port. New requests are answered 503 until the port is closed.
+        """
+        with self._state:
+            first = not self._stop_started
+            self._stop_started = True
+        if not first:
+            self._stopped.wait()
+            return
+        try:
+            self.begin_stop()
+            if not self._requests.wait_empty(drain_seconds):
+                print(f"localdev: requests in flight after {drain_seconds:.0f} s; stopping anyway", file=sys.stderr)
+            self.stop_background(timeout=drain_seconds)
+            self.runner.stop(drain_seconds=drain_seconds)
+            with self._state:
+                looping = self._looping
+            if looping:
+                self.shutdown()
+            self.server_close()
+        finally:
+            self._stopped.set()
 
     def start_background(self) -> None:
         """Lambda's side of the house: pump the queues and fire due schedules, as time passes."""
@@ -47,22 +124,27 @@ class LocalServer(ThreadingHTTPServer):
         self._background.start()
 
     def _run_background(self) -> None:
-        while not self._stopping.wait(BACKGROUND_PERIOD_SECONDS):
+        while not self._background_stop.wait(BACKGROUND_PERIOD_SECONDS):
             try:
                 self.runner.run_due()
                 self.runner.settle()
             except Exception:
                 traceback.print_exc()
 
-    def stop_background(self) -> None:
-        self._stopping.set()
+    def stop_background(self, *, timeout: float = STOP_DRAIN_SECONDS) -> None:
+        """Stop the background pass after the one under way, if any, has finished."""
+        self._background_stop.set()
         if self._background is not None:
-            self._background.join(timeout=5)
+            self._background.join(timeout=timeout)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: LocalServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.read_timeout_seconds)  # bounds every read and write on it
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the functions log each request themselves; the console stays readable
@@ -89,11 +171,48 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get_all("Transfer-Encoding"):
+            # Chunked bodies are not read: refusing keeps the connection's framing (and the next request) intact.
+            self._send(_framing_error(411, "Transfer-Encoding", "send the body with a Content-Length"), close=True)
+            return
+        try:
+            length = content_length(self.headers.get_all("Content-Length") or [])
+        except FramingError as error:
+            self._send(_framing_error(400, "Content-Length", str(error)), close=True)
+            return
         if length > MAX_BODY_BYTES:
             self._send(gateway_error(413, "Request Too Long"), close=True)
             return
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body(length)
+        except TimeoutError:
+            message = f"the body stopped arriving before its Content-Length ({length} bytes)"
+            self._send(_framing_error(400, "Content-Length", message), close=True)
+            return
+        except OSError:
+            self.close_connection = True  # the client went away: nobody to answer
+            return
+        if len(body) < length:
+            message = f"the connection ended after {len(body)} of the {length} bytes Content-Length announced"
+            self._send(_framing_error(400, "Content-Length", message), close=True)
+            return
+        with self.server.admit() as admitted:
+            if not admitted:
+                self._send(stopping_error(), close=True)
+                return
+            self._dispatch(body)
+
+    def _read_body(self, length: int) -> bytes:
+        """Up to ``length`` bytes, in chunks as they arrive: fewer if the client closed its side first."""
+        body = bytearray()
+        while len(body) < length:
+            chunk = self.rfile.read(min(READ_CHUNK_BYTES, length - len(body)))
+            if not chunk:
+                break
+            body += chunk
+        return bytes(body)
+
+    def _dispatch(self, body: bytes) -> None:
         url = urlsplit(self.path)
         if url.path == "/_local" or url.path.startswith("/_local/"):
             self._send(self._local(url.path, body))
@@ -109,17 +228,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.runner.handle_http(request))
 
     def _send(self, response: HttpResponse, *, close: bool = False) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except OSError:
+            self.close_connection = True  # the client went away (or stopped reading) before the answer
 
     # -- /_local -----------------------------------------------------------------------------------
 
@@ -179,6 +301,31 @@ class _Handler(BaseHTTPRequestHandler):
             runner.clock.advance(timedelta(seconds=seconds))
         ran = runner.clock_moved()
         return {"now": runner.clock.now().isoformat(), "ran": ran}
+
+
+def content_length(values: list[str]) -> int:
+    """The body's length from every ``Content-Length`` header given (0 without one); ``FramingError`` if unusable.
+
+    Only ASCII digits count (not ``-5``, ``+5``, ``1e3``, ``0x10``); repeats, as headers or as a list
+    in one header, must agree (RFC 9112 §6.3). A number too long to be a size stays a number: 413.
+    """
+    numbers = set()
+    for value in values:
+        for part in value.split(","):
+            text = part.strip(" \t")
+            if not _DECIMAL.fullmatch(text):
+                raise FramingError(f"must be a number of bytes, not {part.strip()!r}")
+            digits = text.lstrip("0") or "0"
+            numbers.add(int(digits) if len(digits) <= 18 else MAX_BODY_BYTES + 1)
+    if len(numbers) > 1:
+        raise FramingError(f"given more than once with different values: {', '.join(values)}")
+    return numbers.pop() if numbers else 0
+
+
+def _framing_error(status: int, header: str, message: str) -> HttpResponse:
+    return api_error(
+        status, "malformed_request", f"{header} {message}", details=[{"field": header, "message": message}]
+    )
 
 
 def _instant(value: Any) -> datetime:

@@ -47,6 +47,7 @@ class Reply:
 class LocalRunner:
     base: str
     runner: Runner
+    server: LocalServer
 
     def request(
         self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -85,23 +86,22 @@ class LocalRunner:
 
 
 @contextmanager
-def running(template: Path, *, manual_clock: bool = True, background: bool = False) -> Iterator[LocalRunner]:
+def running(
+    template: Path, *, manual_clock: bool = True, background: bool = False, port: int = 0
+) -> Iterator[LocalRunner]:
     clock = RunnerClock(manual=manual_clock)
     clock.set(START)
     runner = Runner(RunnerConfig(template_path=template, ops_token=OPS_TOKEN), clock)
-    server = LocalServer(runner, 0)
+    server = LocalServer(runner, port)
     runner.start()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     if background:
         server.start_background()
     try:
-        yield LocalRunner(base=f"http://127.0.0.1:{server.port}", runner=runner)
+        yield LocalRunner(base=f"http://127.0.0.1:{server.port}", runner=runner, server=server)
     finally:
-        server.stop_background()
-        server.shutdown()
-        server.server_close()
-        runner.stop()
+        server.stop()  # what Ctrl-C does; a test that stopped it already waits for nothing
         thread.join(timeout=5)
 
 

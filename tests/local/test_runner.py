@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from localdev.__main__ import _print_banner
 from localdev.clock import RunnerClock
 from localdev.runner import DEV_IDENTITY_ARN, Runner, RunnerConfig, StartupError
 from localdev.server import LocalServer
@@ -153,3 +154,12 @@ def test_a_port_in_use_stops_the_runner(fixture_stack: LocalRunner) -> None:
 
 def test_the_embedded_aws_listens_on_loopback_only(fixture_stack: LocalRunner) -> None:
     assert fixture_stack.runner.endpoint.startswith("http://127.0.0.1:")
+
+
+def test_the_start_banner_says_the_state_lives_in_memory_and_goes_with_the_runner(
+    fixture_stack: LocalRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _print_banner(fixture_stack.runner, fixture_stack.server, fixture_stack.runner.config, 0.5)
+
+    banner = capsys.readouterr().out
+    assert "State (tables, queues, mail) lives in memory: it is gone when the runner stops." in banner
