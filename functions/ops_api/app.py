@@ -41,7 +41,7 @@ from appointments.api.ops import (
     if_match_version,
 )
 from appointments.domain.model import Actor, Status, UtcDatetime
-from appointments.http import caller_identity, json_body, register_error_handlers, unauthenticated
+from appointments.http import caller_identity, form_body, json_body, register_error_handlers, unauthenticated
 from appointments.observability import logger, metrics, tracer
 from appointments.services.back_office import AppointmentQuery
 
@@ -242,4 +242,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="OpsRequests", unit=MetricUnit.Count, value=1)
     if event.get("resource") != DOCS_PATH and caller_identity(event) is None:
         return unauthenticated(event)
-    return app.resolve(event, context)
+    return form_body(event) or app.resolve(event, context)

@@ -200,10 +200,14 @@ def test_a_4000_digit_integer_is_read_and_refused_by_its_bounds(stack: Stack) ->
     assert wiring.store().get(appointment_id).version == 1
 
 
-def test_a_body_of_another_content_type_is_400_and_changes_nothing(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "multipart/form-data", "multipart/form-data; boundary=xyz", "application/x-www-form-urlencoded"],
+)
+def test_a_body_of_another_content_type_is_400_and_changes_nothing(stack: Stack, content_type: str) -> None:
     appointment_id = created(stack)["id"]
     reply = stack.ops(
-        "POST", f"/appointments/{appointment_id}/notes", raw=b'{"text": "x"}', headers={"Content-Type": "text/plain"}
+        "POST", f"/appointments/{appointment_id}/notes", raw=b'{"text": "x"}', headers={"Content-Type": content_type}
     )
     assert reply.status == 400, reply.body
     assert reply.body["error"]["code"] == "malformed_payload"
@@ -242,6 +246,10 @@ def cursor_of(payload: Any) -> str:
             cursor_of({"day": "2026-11-23", "key": {**KEY, "day": {"S": "DAY#2026-11-24"}}}), id="key-of-another-day"
         ),
         pytest.param(cursor_of({"day": "2026-11-23", "key": []}), id="key-a-list"),
+        pytest.param(
+            cursor_of({"day": "2026-11-23", "key": {**KEY, "start_key": {"S": "2026-11-22T15:00:00.000000Z"}}}),
+            id="key-before-the-range",
+        ),
         pytest.param(base64.urlsafe_b64encode(b"[" * 1400).decode(), id="nested-1400-deep"),
         pytest.param(base64.urlsafe_b64encode(b"\xff\xfe").decode(), id="not-utf8"),
     ],

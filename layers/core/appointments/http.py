@@ -118,13 +118,28 @@ def caller_identity(event: dict[str, Any]) -> str | None:
     return arn if isinstance(arn, str) and arn else None
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def form_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400 for a form body (every body of the API is JSON), answered before Powertools parses it:
+    its multipart reader raises a bare ``ValueError`` (a 500) for a missing boundary."""
+    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    if not event.get("body") or not headers.get("content-type", "").strip().lower().startswith(_FORM_TYPES):
+        return None
+    return _refusal(event, MalformedPayload("the body must be JSON (Content-Type: application/json)"))
+
+
 def unauthenticated(event: dict[str, Any]) -> dict[str, Any]:
     """The 401 for a request with no caller, answered before the body is read."""
-    error = Unauthenticated()
+    return _refusal(event, Unauthenticated())
+
+
+def _refusal(event: dict[str, Any], error: AppError) -> dict[str, Any]:
     request_id = ((event.get("requestContext") or {}).get("requestId")) or None
     return {
         "statusCode": int(error.http_status),
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": error_body(error.code, error.message, [], request_id),
+        "body": error_body(error.code, error.message, list(error.details), request_id),
         "isBase64Encoded": False,
     }

@@ -186,6 +186,12 @@ class DynamoAppointmentStore:
         if len(days) > MAX_LIST_DAYS:
             raise InvalidInput("to", f"a listing spans at most {MAX_LIST_DAYS} days")
         day_index, start_key = _decode_cursor(cursor, days) if cursor else (0, None)
+        if (
+            start_key is not None
+            and not key_time(start_from) <= start_key["start_key"]["S"] <= key_time(start_to) + "~"
+        ):
+            # DynamoDB refuses a start key outside the query's range: a cursor from another listing.
+            raise InvalidInput("cursor", "is not a cursor from this listing")
         items: list[Appointment] = []
         while day_index < len(days) and len(items) < limit:
             query: dict[str, Any] = {
