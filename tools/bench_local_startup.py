@@ -33,11 +33,12 @@ class Served:
     port: int
     own_start_seconds: float  # what the runner's banner reports
     exit_code: int | None = None  # set once the runner stopped
+    output: str = ""  # everything it printed, once it stopped
 
 
 @contextmanager
-def serving() -> Iterator[Served]:
-    """``python -m localdev serve`` on a free loopback port until the block ends, then Ctrl-C (SIGINT)."""
+def serving(stop: signal.Signals = signal.SIGINT) -> Iterator[Served]:
+    """``python -m localdev serve`` on a free loopback port until the block ends, then Ctrl-C (``stop``)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
     with subprocess.Popen(
         [sys.executable, "-m", "localdev", "serve", "--port", "0", "--clock", "manual"],
@@ -57,8 +58,9 @@ def serving() -> Iterator[Served]:
                 raise RuntimeError("the runner exited before it was ready:\n" + "".join(banner))
             served = Served(port=int(match.group(1)), own_start_seconds=float(match.group(2)))
             yield served
-            process.send_signal(signal.SIGINT)
-            served.exit_code = process.wait(timeout=20)
+            process.send_signal(stop)
+            served.exit_code = process.wait(timeout=20)  # its last lines are few: the pipe cannot fill up
+            served.output = "".join(banner) + (process.stdout.read() if process.stdout else "")
         finally:
             if process.poll() is None:
                 process.kill()
