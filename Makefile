@@ -42,7 +42,7 @@ soak: $(VENV)/.installed ## longer runs: 1,000 and 5,000 webhooks through the ru
 	set -o pipefail; LOAD_APPOINTMENTS=200 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
 	set -o pipefail; LOAD_APPOINTMENTS=1000 LOAD_THREADS=16 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
 	CONVERGENCE_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_convergence.py
-	CONVERGENCE_EXAMPLES=500 $(PY) -m pytest -q tests/integration/test_convergence.py
+	CONVERGENCE_EXAMPLES=200 $(PY) -m pytest -q tests/integration/test_convergence.py
 
 lint: $(VENV)/.installed ## ruff lint
 	$(VENV)/bin/ruff check .
