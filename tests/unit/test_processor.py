@@ -337,7 +337,9 @@ def test_an_assignment_made_before_an_auto_cancel_but_delivered_after_it_alerts_
     # Then the appointment stays cancelled, history says superseded, and ops are told
     record = store.load(only(store))
     assert record.appointment.status is Status.CANCELLED
+    assert record.appointment.technicians == ()  # never cancelled with a technician
     assert record.history[-1].action is Record.EVENT_SUPERSEDED
+    assert record.history[-1].detail["superseded"] == ["technicians"]
     [alert] = [m for m in record.mails if m.kind is MailKind.OPS_ALERT]
     assert alert.context["technicians"] == ["t-23"]
     assert "auto-cancel" in alert.context["subject"]

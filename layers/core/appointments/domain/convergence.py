@@ -116,14 +116,22 @@ class Merged:
     superseded: tuple[Fact, ...]
 
 
+def cancelled_by_the_desk(appointment: Appointment) -> bool:
+    """Cancelled by a dispatcher or the rules (not reported by a vendor): a decision we made and told the
+    customer about, so nothing a vendor says afterwards changes the appointment."""
+    status = appointment.fact_stamps.get(Fact.STATUS)
+    return appointment.status is Status.CANCELLED and status is not None and status.tiebreak.startswith("~")
+
+
 def merge(appointment: Appointment, claims: Claims, stamp: Stamp, *, source: str) -> Merged:
     stamps = dict(appointment.fact_stamps)
     updates: dict[str, Any] = {}
     applied: list[Fact] = []
     superseded: list[Fact] = []
+    frozen = cancelled_by_the_desk(appointment)
 
     def take(fact: Fact, values: Mapping[str, Any]) -> None:
-        if stamp.newer_than(stamps.get(fact)):
+        if not frozen and stamp.newer_than(stamps.get(fact)):
             stamps[fact] = stamp
             updates.update(values)
             applied.append(fact)
@@ -173,8 +181,13 @@ def _merge_status(
     claimed, current = claims.status, appointment.status
     cancellation = appointment.cancellation
     if current is Status.CANCELLED:
-        # Terminal. Only an earlier cancellation, arriving late, says better who cancelled and why.
-        if claimed is Status.CANCELLED and cancellation is not None and not stamp.newer_than(stamps.get(Fact.STATUS)):
+        # Terminal. Only an earlier vendor cancellation, arriving late, says better who cancelled and why.
+        if (
+            claimed is Status.CANCELLED
+            and cancellation is not None
+            and not cancelled_by_the_desk(appointment)
+            and not stamp.newer_than(stamps.get(Fact.STATUS))
+        ):
             stamps[Fact.STATUS] = stamp
             updates["cancellation"] = cancellation.model_copy(
                 update={"at": stamp.at, "by": claims.cancelled_by, "reason": claims.reason or cancellation.reason}
