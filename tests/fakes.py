@@ -15,7 +15,7 @@ from appointments.errors import (
     InvalidInput,
     VersionConflict,
 )
-from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind
+from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -104,21 +104,26 @@ class InMemoryAppointmentStore:
     def find_by_ticket(self, ticket: TicketRef) -> tuple[str, ...]:
         return tuple(self.tickets.get((ticket.system, ticket.id), ()))
 
-    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
-        items = [
-            DueItem(DueKind.APPOINTMENT, a.id, a.next_due_at)
-            for a in self.appointments.values()
-            if a.next_due_at is not None and a.next_due_at <= until and self._shard(a.id) == shard
-        ]
-        items += [
-            DueItem(DueKind.MAIL, mail.appointment_id, mail.created_at, mail.key)
-            for mails in self.mails.values()
-            for mail in mails.values()
-            if mail.status is MailStatus.PENDING
-            and mail.created_at <= until
-            and self._shard(mail.appointment_id) == shard
-        ]
-        return tuple(sorted(items, key=lambda item: item.due_at)[:limit])
+    def due(self, kind: DueKind, shard: int, until: datetime, *, limit: int, cursor: str | None = None) -> DuePage:
+        if kind is DueKind.APPOINTMENT:
+            items = [
+                DueItem(DueKind.APPOINTMENT, a.id, a.next_due_at)
+                for a in self.appointments.values()
+                if a.next_due_at is not None and a.next_due_at <= until and self._shard(a.id) == shard
+            ]
+        else:
+            items = [
+                DueItem(DueKind.MAIL, mail.appointment_id, mail.created_at, mail.key)
+                for mails in self.mails.values()
+                for mail in mails.values()
+                if mail.status is MailStatus.PENDING
+                and mail.created_at <= until
+                and self._shard(mail.appointment_id) == shard
+            ]
+        ordered = sorted(items, key=lambda item: (item.due_at, item.appointment_id, item.mail_key or ""))
+        offset = int(cursor) if cursor else 0
+        page = tuple(ordered[offset : offset + limit])
+        return DuePage(items=page, cursor=str(offset + limit) if offset + limit < len(ordered) else None)
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
         if start_to <= start_from:

@@ -20,10 +20,12 @@ from appointments.api.ops import (
     CREATE_ERRORS,
     READ_ERRORS,
     REOPEN,
+    RUN_ERRORS,
     AppointmentDetail,
     AppointmentList,
     AppointmentView,
     CancelBody,
+    ChecksRun,
     CompleteBody,
     ConfirmBody,
     ContactAttemptBody,
@@ -42,7 +44,7 @@ from appointments.api.ops import (
 )
 from appointments.domain.model import Actor, Status, UtcDatetime
 from appointments.http import caller_identity, form_body, json_body, register_error_handlers, unauthenticated
-from appointments.observability import logger, metrics, tracer
+from appointments.observability import logger, metrics, record_sweep, tracer
 from appointments.services.back_office import AppointmentQuery
 
 if TYPE_CHECKING:
@@ -107,6 +109,22 @@ def list_appointments(
     )
     page = wiring.back_office().find(query)
     return AppointmentList(items=[AppointmentView.of(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@app.post(
+    "/checks/run",
+    summary="Run the timed rules now (reminder, pre-notice, auto-cancel, no-show)",
+    description="What every minute's run does, at once. Effects keep `system` as their actor; the caller is in "
+    "each history entry's detail as `requested_by`.",
+    responses=answers(ChecksRun, RUN_ERRORS),
+)
+def run_checks(body: NoBody = None) -> ChecksRun:
+    context = app.lambda_context
+    report = wiring.sweeper().sweep(
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000, requested_by=_actor().id
+    )
+    record_sweep(report)
+    return ChecksRun.model_validate(report.summary())
 
 
 @app.get(

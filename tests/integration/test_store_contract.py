@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,7 +20,7 @@ from appointments.errors import (
     InvalidInput,
     VersionConflict,
 )
-from appointments.ports import DueKind
+from appointments.ports import DueItem, DueKind
 from tests.factories import ALEX, CATALOG, NOW, OPS, START, a_draft
 
 if TYPE_CHECKING:
@@ -163,6 +163,10 @@ def _shard(store: AppointmentStore, appointment_id: str) -> int:
     return shard_of(appointment_id, 4)
 
 
+def rules_due(store: AppointmentStore, shard: int, until: datetime) -> tuple[DueItem, ...]:
+    return store.due(DueKind.APPOINTMENT, shard, until, limit=10).items
+
+
 def test_the_due_index_holds_only_what_is_due(store: AppointmentStore) -> None:
     # Given one appointment with a check due at start - 3h and one with nothing to check
     due_at = START - timedelta(hours=3)
@@ -176,14 +180,14 @@ def test_the_due_index_holds_only_what_is_due(store: AppointmentStore) -> None:
     shard = _shard(store, armed.after.id)
 
     # Then a sweep before the due time finds nothing, and one at the due time finds it
-    assert store.due(shard, due_at - timedelta(seconds=1), limit=10) == ()
-    [item] = [i for i in store.due(shard, due_at, limit=10) if i.appointment_id == armed.after.id]
+    assert rules_due(store, shard, due_at - timedelta(seconds=1)) == ()
+    [item] = [i for i in rules_due(store, shard, due_at) if i.appointment_id == armed.after.id]
     assert (item.kind, item.due_at) == (DueKind.APPOINTMENT, due_at)
-    assert all(i.appointment_id != idle.after.id for s in range(4) for i in store.due(s, START, limit=10))
+    assert all(i.appointment_id != idle.after.id for s in range(4) for i in rules_due(store, s, START))
 
     # When the appointment is cancelled (nothing left to check), Then it leaves the index
     store.commit(lifecycle.cancel(armed.after, by=CancelledBy.OPS, reason="x", at=NOW, actor=OPS))
-    assert all(i.appointment_id != armed.after.id for i in store.due(shard, START, limit=10))
+    assert all(i.appointment_id != armed.after.id for i in rules_due(store, shard, START))
 
 
 def test_a_pending_mail_is_due_until_it_is_marked_sent_once(store: AppointmentStore) -> None:
@@ -191,12 +195,13 @@ def test_a_pending_mail_is_due_until_it_is_marked_sent_once(store: AppointmentSt
     store.commit(change)
     [mail] = change.mails
     shard = _shard(store, change.after.id)
-    [item] = store.due(shard, NOW, limit=10)
+    [item] = store.due(DueKind.MAIL, shard, NOW, limit=10).items
     assert (item.kind, item.mail_key) == (DueKind.MAIL, mail.key)
+    assert rules_due(store, shard, NOW + timedelta(days=1)) == ()  # mails never share the rules' shards
 
     assert store.mark_mail_sent(change.after.id, mail.key, NOW + timedelta(seconds=2)) is True
     assert store.mark_mail_sent(change.after.id, mail.key, NOW + timedelta(seconds=3)) is False
-    assert store.due(shard, NOW + timedelta(days=1), limit=10) == ()
+    assert store.due(DueKind.MAIL, shard, NOW + timedelta(days=1), limit=10).items == ()
     [sent] = store.load(change.after.id).mails
     assert (sent.status, sent.sent_at) == (MailStatus.SENT, NOW + timedelta(seconds=2))
 

@@ -90,16 +90,18 @@ def test_a_dispatchers_morning(product: LocalRunner) -> None:
     no_show = book(product, 11, name="Lee")
     assert ops(product, "POST", f"/appointments/{no_show}/no-show", {}).status == 409  # not started yet
     product.post("/_local/clock", {"now": "2026-11-23T11:12:00Z"})
-    assert ops(product, "POST", f"/appointments/{no_show}/no-show", {"note": "no call"}).json()["status"] == "no_show"
+    # The rules marked it at 11:10 and mailed the customer; Lee calls back and the dispatcher reopens it
+    missed = ops(product, "GET", f"/appointments/{no_show}").json()
+    assert (missed["status"], missed["history"][-1]["actor"]["kind"]) == ("no_show", "system")
     assert ops(product, "POST", f"/appointments/{no_show}/reopen").json()["status"] == "scheduled"
     done = ops(product, "POST", f"/appointments/{no_show}/complete", {"duration_minutes": 20, "outcome": "Reset MFA"})
     assert done.json()["status"] == "completed"
 
-    # Each appointment's history tells its story
-    assert history(product, webhook_booked) == ["create", "reassign"]
-    assert history(product, voicemail) == ["create", "contact_attempt"]
+    # Each appointment's history tells its story (booked the same day: the 24 h reminder is skipped, and says so)
+    assert history(product, webhook_booked) == ["create", "reassign", "notice_skipped"]
+    assert history(product, voicemail) == ["create", "contact_attempt", "notice_skipped"]
     assert history(product, cancelled) == ["create", "cancel"]
-    assert history(product, no_show) == ["create", "no_show", "reopen", "complete"]
+    assert history(product, no_show) == ["create", "notice_skipped", "no_show", "reopen", "complete"]
 
 
 def test_the_ops_api_refuses_a_missing_or_wrong_token_before_the_function_runs(product: LocalRunner) -> None:

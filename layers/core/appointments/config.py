@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
-from appointments.domain.due import RuleTimings
 from appointments.domain.model import Email
+from appointments.domain.rules import RuleTimings
 from appointments.errors import ConfigError
 
 if TYPE_CHECKING:

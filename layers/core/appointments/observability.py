@@ -5,8 +5,28 @@ The service name comes from ``POWERTOOLS_SERVICE_NAME`` set per function in the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from appointments.services.sweeper import SweepReport
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+
+def record_sweep(report: SweepReport) -> None:
+    """A metric per rule applied and skipped, and each effect's lateness (applied - due): rules running late
+    show at once. Lateness is the sweep's own (its minute plus any catch-up), not the mail's."""
+    metrics.add_metric(name="DueAppointments", unit=MetricUnit.Count, value=report.due)
+    metrics.add_metric(name="RuleFailures", unit=MetricUnit.Count, value=report.failed)
+    for effect in report.effects:
+        name = "".join(part.title() for part in str(effect.rule).split("_"))
+        if effect.skipped is None:
+            metrics.add_metric(name=f"{name}Applied", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=f"{name}LatenessSeconds", unit=MetricUnit.Seconds, value=effect.lateness_seconds)
+        else:
+            metrics.add_metric(name=f"{name}Skipped", unit=MetricUnit.Count, value=1)

@@ -58,6 +58,12 @@ class DueItem:
 
 
 @dataclass(frozen=True)
+class DuePage:
+    items: tuple[DueItem, ...]
+    cursor: str | None  # where the next page starts; None: nothing more is due
+
+
+@dataclass(frozen=True)
 class AppointmentPage:
     items: tuple[Appointment, ...]
     next_cursor: str | None
@@ -89,8 +95,11 @@ class AppointmentStore(Protocol):
         """Ids of the appointments linked to ``ticket``, oldest first."""
         ...
 
-    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
-        """Items of one due shard whose due time is at or before ``until``, earliest first."""
+    def due(self, kind: DueKind, shard: int, until: datetime, *, limit: int, cursor: str | None = None) -> DuePage:
+        """One page of ``kind``'s items in one shard due at or before ``until``, earliest first.
+
+        Appointments and mails have shards of their own, so a mail backlog never delays a rule.
+        """
         ...
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:

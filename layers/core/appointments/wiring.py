@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from appointments.services.back_office import BackOffice
     from appointments.services.ingress import WebhookIngress
     from appointments.services.processor import EventProcessor
+    from appointments.services.sweeper import Sweeper
     from appointments.sources.base import Source
 
 
@@ -124,9 +125,24 @@ def back_office() -> BackOffice:
     return BackOffice(store(), clock(), catalog(), policy)
 
 
+@functools.cache
+def sweeper() -> Sweeper:
+    from appointments.domain.coupons import CouponPolicy
+    from appointments.services.sweeper import Sweeper, SweepPolicy
+
+    config = settings()
+    policy = SweepPolicy(
+        coupons=CouponPolicy(percent=config.coupon_percent, valid_days=config.coupon_valid_days),
+        ops_alert_email=config.ops_alert_email,
+        timings=config.rule_timings(),
+        shards=config.due_shards,
+    )
+    return Sweeper(store(), clock(), catalog(), policy)
+
+
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
     global _clock
     _clock = None
-    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office):
+    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office, sweeper):
         factory.cache_clear()

@@ -23,7 +23,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ from appointments.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind
+from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,6 +99,21 @@ def _ref_pk(ref: ExternalRef) -> str:
 
 def _ticket_pk(ticket: TicketRef) -> str:
     return f"TICKET#{ticket.system}#{ticket.id}"
+
+
+def _due_shard_key(kind: DueKind, shard: int) -> str:
+    # Appointments' rules and mails never share a partition of the due index.
+    return f"{'DUE' if kind is DueKind.APPOINTMENT else 'MAIL'}#{shard}"
+
+
+def _decode_due_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        raise InvalidInput("cursor", "is not a cursor of the due index") from None
+    if not isinstance(key, dict):
+        raise InvalidInput("cursor", "is not a cursor of the due index")
+    return key
 
 
 def _wait_pk(key: str) -> str:
@@ -168,16 +183,23 @@ class DynamoAppointmentStore:
         )
         return tuple(item["appointment_id"]["S"] for item in items)
 
-    def due(self, shard: int, until: datetime, limit: int) -> Sequence[DueItem]:
+    def due(self, kind: DueKind, shard: int, until: datetime, *, limit: int, cursor: str | None = None) -> DuePage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :shard AND due_at <= :until",
+            "ExpressionAttributeValues": {":shard": _s(_due_shard_key(kind, shard)), ":until": _s(key_time(until))},
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _decode_due_cursor(cursor)
         with _translated():
-            response = self._client.query(
-                TableName=self._table,
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="due_shard = :shard AND due_at <= :until",
-                ExpressionAttributeValues={":shard": _s(f"DUE#{shard}"), ":until": _s(key_time(until))},
-                Limit=limit,
-            )
-        return tuple(_due_item_from(item) for item in response.get("Items", []))
+            response = self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return DuePage(
+            items=tuple(_due_item_from(item) for item in response.get("Items", [])),
+            cursor=None if last is None else base64.urlsafe_b64encode(json.dumps(last).encode()).decode(),
+        )
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
         if start_to <= start_from:
@@ -356,7 +378,7 @@ class DynamoAppointmentStore:
             "status": _s(mail.status),
         }
         if mail.status is MailStatus.PENDING:
-            item["due_shard"] = _s(self._due_shard(mail.appointment_id))
+            item["due_shard"] = _s(self._due_shard(mail.appointment_id, DueKind.MAIL))
             item["due_at"] = _s(key_time(mail.created_at))
         elif mail.sent_at is not None:
             item["sent_at"] = _s(mail.sent_at.isoformat())
@@ -375,8 +397,8 @@ class DynamoAppointmentStore:
             put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Put": put}  # type: ignore[typeddict-item]
 
-    def _due_shard(self, appointment_id: str) -> str:
-        return f"DUE#{shard_of(appointment_id, self._due_shards)}"
+    def _due_shard(self, appointment_id: str, kind: DueKind = DueKind.APPOINTMENT) -> str:
+        return _due_shard_key(kind, shard_of(appointment_id, self._due_shards))
 
     def _query_all(self, **query: Any) -> Iterator[Mapping[str, AttributeValueTypeDef]]:
         start_key: Mapping[str, Any] | None = None

@@ -265,6 +265,17 @@ class AppointmentList(BaseModel):
     next_cursor: str | None
 
 
+class ChecksRun(BaseModel):
+    """What one run of the timed rules did."""
+
+    due: int = Field(description="Due appointments read from the index.")
+    applied: dict[str, int] = Field(description="Per rule (reminder, pre_notice, auto_cancel, ...), how many applied.")
+    skipped: dict[str, int] = Field(description="Per rule, how many were skipped because their purpose had passed.")
+    failed: int = Field(description="Left due after an error; the next run takes them.")
+    stopped_early: bool = Field(description="Time ran low: what is left waits for the next run.")
+    max_lateness_seconds: float = Field(description="The latest effect's lateness: applied at minus due at.")
+
+
 def if_match_version(text: str | None) -> int | None:
     """``If-Match`` as a version: bare (``3``) or quoted (``"3"``, ``W/"3"``), as ETags are."""
     if text is None or not text.strip():
@@ -313,6 +324,11 @@ CREATE_ERRORS: dict[int, Any] = {
     400: _error("The body is not JSON."),
     401: READ_ERRORS[401],
     422: _error("The body is not valid; the message and details name the field."),
+}
+RUN_ERRORS: dict[int, Any] = {
+    400: CREATE_ERRORS[400],
+    401: READ_ERRORS[401],
+    422: _error("The body is not `{}`."),
 }
 ACTION_ERRORS: dict[int, Any] = {
     **READ_ERRORS,

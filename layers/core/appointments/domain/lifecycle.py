@@ -163,6 +163,11 @@ class Change:
     def with_history(self, *entries: HistoryEntry) -> Change:
         return replace(self, history=self.history + entries)
 
+    def with_history_detail(self, detail: Mapping[str, Any]) -> Change:
+        """The same change, its history entries telling more (when a rule was due, who asked for the run)."""
+        entries = tuple(entry.model_copy(update={"detail": {**entry.detail, **detail}}) for entry in self.history)
+        return replace(self, history=entries)
+
 
 def _same_ticket(a: TicketRef | None, b: TicketRef | None) -> bool:
     """One ticket whatever its display number: tickets are identified by system and id."""
@@ -206,6 +211,7 @@ def create(
         id=appointment_id,
         **draft.model_dump(exclude={"technicians"}),
         technicians=with_primary(draft.technicians),
+        unassigned_since=None if draft.technicians else at,
         fact_stamps=dict.fromkeys((fact for fact in Fact if fact is not Fact.CHECK_IN), stamp),
         created_at=at,
         updated_at=at,
@@ -245,7 +251,15 @@ def evolve(appointment: Appointment, *, at: datetime, **updates: Any) -> Appoint
     """The next version, validated as a whole so no change can break an invariant."""
     fields = dict(appointment)
     fields.update(updates, updated_at=at, version=appointment.version + 1)
+    fields["unassigned_since"] = unassigned_since(appointment, fields["technicians"], at=at)
     return Appointment.model_validate(fields)
+
+
+def unassigned_since(before: Appointment, technicians: tuple[Technician, ...], *, at: datetime) -> datetime | None:
+    """When the appointment became unassigned: kept while it stays so, ``at`` when it just lost its people."""
+    if technicians:
+        return None
+    return before.unassigned_since if not before.technicians and before.unassigned_since is not None else at
 
 
 def confirm(appointment: Appointment, *, at: datetime, actor: Actor, message: str | None = None) -> Change:
@@ -360,7 +374,8 @@ def complete(
 
 
 def reopen(appointment: Appointment, *, at: datetime, actor: Actor) -> Change:
-    return _apply(appointment, A.REOPEN, at=at, actor=actor, completion=None, no_show_at=None)
+    """Back to scheduled; rules due before now never act on it (no reminder, no no-show for the past)."""
+    return _apply(appointment, A.REOPEN, at=at, actor=actor, completion=None, no_show_at=None, rules_from=at)
 
 
 def mark_no_show(appointment: Appointment, *, at: datetime, actor: Actor, note: str | None = None) -> Change:
@@ -410,12 +425,15 @@ def set_hold(appointment: Appointment, *, on: bool, at: datetime, actor: Actor, 
     return _apply(appointment, A.HOLD, at=at, actor=actor, detail={"on": on, "reason": reason}, hold=hold)
 
 
-def record_notice(appointment: Appointment, action: Action, *, notice_key: str, at: datetime) -> Change:
+def record_notice(
+    appointment: Appointment, action: Action, *, notice_key: str, at: datetime, detail: Mapping[str, Any] | None = None
+) -> Change:
     """A reminder or pre-notice went out; its key (notice and start) is kept so it never goes twice."""
     if action not in (A.REMINDER, A.PRE_NOTICE):
         raise ValueError(f"{action} is not a notice")
     sent = {**appointment.notices_sent, notice_key: at}
-    return _apply(appointment, action, at=at, actor=Actor.system(), detail={"notice": notice_key}, notices_sent=sent)
+    told = {"notice": notice_key, **(detail or {})}
+    return _apply(appointment, action, at=at, actor=Actor.system(), detail=told, notices_sent=sent)
 
 
 def record(

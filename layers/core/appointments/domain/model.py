@@ -239,6 +239,11 @@ class Appointment(Frozen):
     cancellation: Cancellation | None = None
     completion: Completion | None = None
     no_show_at: UtcDatetime | None = None
+    # When it last lost its technicians (or was booked without one): tells a booking made inside the
+    # auto-cancel window (at-risk alert) from a late sweep (auto-cancel). None while assigned.
+    unassigned_since: UtcDatetime | None = None
+    # Rules due before this instant never act (set on reopen: reopening never fires rules for the past).
+    rules_from: UtcDatetime | None = None
     # When the timed rules must look at this appointment next; None = nothing left to check.
     next_due_at: UtcDatetime | None = None
     # Notices already sent, keyed by notice and start time, so a reschedule re-arms them.

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from appointments.domain import lifecycle
-from appointments.domain.due import RuleTimings, armed
 from appointments.domain.ids import new_ulid
 from appointments.domain.model import CancelledBy, ContactOutcome, Status
 from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.domain.rules import RuleTimings, armed
 from appointments.errors import CouponCodeTaken, InvalidInput, PreconditionFailed, VersionConflict
 from appointments.ports import AppointmentPage
 
@@ -178,7 +178,7 @@ class BackOffice:
         at = self._clock.now()
         change = lifecycle.create(draft, appointment_id=new_ulid(at), catalog=self._catalog, at=at, actor=actor)
         change = self._customer_mail(change, MailKind.CONFIRMATION, {})
-        change = armed(change, self._catalog, self._policy.timings, now=at)
+        change = armed(change, self._catalog, self._policy.timings)
         self._store.commit(change)
         return change.after
 
@@ -188,7 +188,7 @@ class BackOffice:
             if if_match is not None and appointment.version != if_match:
                 raise PreconditionFailed(appointment_id, if_match, appointment.version)
             at = self._clock.now()
-            change = armed(self._decide(appointment, command, actor, at), self._catalog, self._policy.timings, now=at)
+            change = armed(self._decide(appointment, command, actor, at), self._catalog, self._policy.timings)
             try:
                 self._store.commit(change)
             except CouponCodeTaken:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from appointments.domain import lifecycle
 from appointments.domain.convergence import BOOKING_KINDS, absorb, claims_of, merge
-from appointments.domain.due import RuleTimings, armed
 from appointments.domain.events import EventKind, wait_key_for_ref, wait_key_for_ticket
 from appointments.domain.history import Action, HistoryEntry, Record
 from appointments.domain.ids import new_ulid
 from appointments.domain.lifecycle import AppointmentDraft, Change
 from appointments.domain.model import Actor, Appointment, CancelledBy, Fact, Status
 from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.domain.rules import RuleTimings, armed
 from appointments.errors import ExternalRefTaken, VersionConflict
 
 if TYPE_CHECKING:
@@ -144,9 +144,9 @@ class EventProcessor:
         survivor = self._store.get(survivor_id)
         absorbed_record = self._store.load(absorbed_id)
         absorbed, at = absorbed_record.appointment, self._clock.now()
-        after = Appointment.model_validate(
-            {**dict(survivor), **absorb(survivor, absorbed), "version": survivor.version + 1, "updated_at": at}
-        )
+        fields = {**dict(survivor), **absorb(survivor, absorbed), "version": survivor.version + 1, "updated_at": at}
+        fields["unassigned_since"] = lifecycle.unassigned_since(survivor, fields["technicians"], at=at)
+        after = Appointment.model_validate(fields)
         detail = {"merged": absorbed.id, "external_ids": [str(ref) for ref in absorbed.external_refs]}
         entry = HistoryEntry(
             at=at,
@@ -159,7 +159,7 @@ class EventProcessor:
         # A transaction holds 100 items: the latest entries come along; older ones stay under the absorbed id.
         copied = absorbed_record.history[-MAX_COPIED_HISTORY:]
         change = Change(before=survivor, after=after, history=(*copied, entry), absorbed=absorbed)
-        self._store.commit(armed(change, self._catalog, self._policy.timings, now=at))
+        self._store.commit(armed(change, self._catalog, self._policy.timings))
 
     def _waiting_until(self) -> datetime:
         return self._clock.now() + self._policy.waiting_retention
@@ -255,7 +255,7 @@ class EventProcessor:
         change = self._with_customer_mail(change, events)
         if alerts:
             change = change.with_mails(*(self._ops_alert(after, *alert) for alert in alerts))
-        return armed(change, self._catalog, self._policy.timings, now=at)
+        return armed(change, self._catalog, self._policy.timings)
 
     def _merged(
         self, creating: bool, appointment: Appointment, event: CanonicalEvent, at: datetime
@@ -273,6 +273,7 @@ class EventProcessor:
             "recent_deliveries": (*appointment.recent_deliveries, event.delivery_id)[-MAX_RECENT_DELIVERIES:],
             "updated_at": at,
         }
+        fields["unassigned_since"] = lifecycle.unassigned_since(appointment, fields["technicians"], at=at)
         after = Appointment.model_validate(fields)
         action = Action.CREATE if creating else _action(appointment, after, merged)
         detail = {**_event_detail(event), **_what_changed(appointment, after, action), **_facts(merged)}
