@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from appointments.domain.coupons import CouponPolicy, random_code
+from appointments.domain.model import Cancellation, CancelledBy, Coupon, Discount, Hold, Status
 from appointments.domain.rules import (
     RuleTimings,
     decide,
@@ -16,7 +17,6 @@ from appointments.domain.rules import (
     reminder_key,
     unassigned_at_start_key,
 )
-from appointments.domain.model import Cancellation, CancelledBy, Coupon, Discount, Hold, Status
 from tests.factories import CATALOG, NOW, OPS, START, an_appointment
 
 TIMINGS = RuleTimings()
