@@ -209,7 +209,8 @@ def test_a_pending_mail_is_due_until_it_is_marked_sent_once(store: AppointmentSt
 def test_a_mail_is_recorded_once_per_key(store: AppointmentStore) -> None:
     base = created()
     store.commit(base)
-    notice = OutboxMail.notice(MailKind.PRE_NOTICE, base.after, to=DANA, at=NOW, context={})
+    key = f"pre_notice#{base.after.start.isoformat()}"
+    notice = OutboxMail.notice(MailKind.PRE_NOTICE, base.after, notice_key=key, to=DANA, at=NOW, context={})
     first = lifecycle.record_notice(base.after, Action.PRE_NOTICE, notice_key=notice.key, at=NOW).with_mails(notice)
     store.commit(first)
     again = lifecycle.record_notice(first.after, Action.PRE_NOTICE, notice_key=notice.key, at=NOW).with_mails(notice)

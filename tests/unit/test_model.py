@@ -113,14 +113,18 @@ def test_an_unknown_type_key_is_an_error_naming_the_known_keys() -> None:
     assert "onsite, remote_call_in, remote_session, remote_we_call" in raised.value.message
 
 
-def test_a_notice_is_keyed_by_kind_and_start_so_a_reschedule_rearms_it() -> None:
+def test_a_notice_is_keyed_by_its_rule_so_a_reschedule_rearms_it() -> None:
+    from appointments.domain.rules import pre_notice_key
+
     appointment = an_appointment()
     moved = appointment.model_copy(update={"start": START + timedelta(hours=1), "end": START + timedelta(hours=2)})
-    first = OutboxMail.notice(MailKind.PRE_NOTICE, appointment, to=("dana@example.com",), at=NOW, context={})
-    retry = OutboxMail.notice(MailKind.PRE_NOTICE, appointment, to=("dana@example.com",), at=NOW, context={})
-    rearmed = OutboxMail.notice(MailKind.PRE_NOTICE, moved, to=("dana@example.com",), at=NOW, context={})
-    assert first.key == retry.key
-    assert rearmed.key != first.key
+
+    def notice(of: Appointment) -> OutboxMail:
+        key = pre_notice_key(of.start)
+        return OutboxMail.notice(MailKind.PRE_NOTICE, of, notice_key=key, to=("dana@example.com",), at=NOW, context={})
+
+    assert notice(appointment).key == notice(appointment).key
+    assert notice(moved).key != notice(appointment).key
 
 
 def test_a_change_mail_is_keyed_by_version_so_each_change_mails_once() -> None:

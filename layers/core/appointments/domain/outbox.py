@@ -45,11 +45,18 @@ class OutboxMail(Frozen):
 
     @classmethod
     def notice(
-        cls, kind: MailKind, appointment: Appointment, *, to: tuple[str, ...], at: datetime, context: dict[str, Any]
+        cls,
+        kind: MailKind,
+        appointment: Appointment,
+        *,
+        notice_key: str,
+        to: tuple[str, ...],
+        at: datetime,
+        context: dict[str, Any],
     ) -> OutboxMail:
-        """A timed notice: once per kind and start time, so a reschedule re-arms it and a retry never repeats it."""
-        key = f"{kind}#{appointment.start.isoformat()}"
-        return cls(key=key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
+        """A timed notice, keyed by its rule's key (rule, offset, start time): a reschedule re-arms it, a retry
+        never repeats it, and two reminders (24 h and 2 h before) are two mails."""
+        return cls(key=notice_key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
 
     @classmethod
     def for_change(

@@ -210,7 +210,7 @@ class Sweeper:
                 action = Action.REMINDER if due.rule is Rule.REMINDER else Action.PRE_NOTICE
                 change = lifecycle.record_notice(appointment, action, notice_key=due.key, at=at, detail=detail)
                 kind = MailKind.REMINDER if due.rule is Rule.REMINDER else MailKind.PRE_NOTICE
-                return self._to_customer(change, kind, notice=True)
+                return self._to_customer(change, kind, notice_key=due.key)
             case Rule.AUTO_CANCEL:
                 coupon = self._policy.coupons.offer(appointment, at=at)
                 reason = "no technician could be assigned in time"
@@ -240,15 +240,15 @@ class Sweeper:
         raise ValueError(f"no effect for {due.rule}")  # pragma: no cover
 
     def _to_customer(
-        self, change: Change, kind: MailKind, *, notice: bool = False, context: dict[str, Any] | None = None
+        self, change: Change, kind: MailKind, *, notice_key: str | None = None, context: dict[str, Any] | None = None
     ) -> Change:
         after = change.after
         if after.customer.email is None:
             return change
-        make = OutboxMail.notice if notice else OutboxMail.for_change
-        return change.with_mails(
-            make(kind, after, to=(after.customer.email,), at=after.updated_at, context=context or {})
-        )
+        to, at, told = (after.customer.email,), after.updated_at, context or {}
+        if notice_key is not None:
+            return change.with_mails(OutboxMail.notice(kind, after, notice_key=notice_key, to=to, at=at, context=told))
+        return change.with_mails(OutboxMail.for_change(kind, after, to=to, at=at, context=told))
 
     def _ops_alert(self, appointment: Appointment, code: str, subject: str) -> OutboxMail:
         mail = OutboxMail.for_change(
