@@ -132,6 +132,7 @@ class Runner:
         self.clock = clock
         self._lock = threading.RLock()
         self._pump_lock = threading.RLock()  # one pass of the queues at a time: background, settle, stop
+        self._schedule_lock = threading.RLock()  # one scheduler pass at a time: background, clock moves, tick
         self._gateway = Gate()
         self._started = False
         self._template = load_template(config.template_path)
@@ -446,24 +447,27 @@ class Runner:
         """Run each schedule that came due since it was last checked, once, at its latest due time.
 
         Missed fire times are coalesced: moving the clock three hours runs a rate(1 minute) function
-        once, not 180 times, as a rule that was paused would.
+        once, not 180 times, as a rule that was paused would. A clock set back runs nothing, and the
+        schedules count again from there: they fire as the clock passes their times once more.
         """
-        now = self.clock.now()
-        ran = []
-        for schedule in self._schedules:
-            due = schedule.expression.latest_due(schedule.checked_until, now)
-            schedule.checked_until = now if now > schedule.checked_until else schedule.checked_until
-            if due is not None:
-                self._run_schedule(schedule.spec, due)
-                ran.append(f"{schedule.spec.function}.{schedule.spec.event}")
-        return ran
+        with self._schedule_lock:
+            now = self.clock.now()
+            ran = []
+            for schedule in self._schedules:
+                due = schedule.expression.latest_due(schedule.checked_until, now)
+                schedule.checked_until = now
+                if due is not None:
+                    self._run_schedule(schedule.spec, due)
+                    ran.append(f"{schedule.spec.function}.{schedule.spec.event}")
+            return ran
 
     def tick(self) -> list[str]:
         """Run every scheduled function once at the current clock, then settle."""
-        now = self.clock.now()
-        for schedule in self._schedules:
-            self._run_schedule(schedule.spec, now)
-            schedule.checked_until = max(schedule.checked_until, now)
+        with self._schedule_lock:
+            now = self.clock.now()
+            for schedule in self._schedules:
+                self._run_schedule(schedule.spec, now)
+                schedule.checked_until = now
         self.settle()
         return [f"{s.spec.function}.{s.spec.event}" for s in self._schedules]
 

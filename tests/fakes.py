@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -120,10 +121,15 @@ class InMemoryAppointmentStore:
                 and mail.created_at <= until
                 and self._shard(mail.appointment_id) == shard
             ]
-        ordered = sorted(items, key=lambda item: (item.due_at, item.appointment_id, item.mail_key or ""))
-        offset = int(cursor) if cursor else 0
-        page = tuple(ordered[offset : offset + limit])
-        return DuePage(items=page, cursor=str(offset + limit) if offset + limit < len(ordered) else None)
+
+        # As DynamoDB pages: from the last key returned, so what a caller settles meanwhile skips nothing.
+        def key(item: DueItem) -> tuple[str, str, str]:
+            return (item.due_at.isoformat(), item.appointment_id, item.mail_key or "")
+
+        after = tuple(json.loads(cursor)) if cursor else None
+        ordered = sorted((item for item in items if after is None or key(item) > after), key=key)
+        page = tuple(ordered[:limit])
+        return DuePage(items=page, cursor=json.dumps(key(page[-1])) if len(ordered) > limit else None)
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
         if start_to <= start_from:

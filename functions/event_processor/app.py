@@ -23,8 +23,9 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 @tracer.capture_method(capture_response=False)
 def apply_record(record: SQSRecord) -> None:
     event = CanonicalEvent.model_validate_json(record.body)
-    logger.append_keys(source=event.source, event_kind=event.kind.value, delivery_id=event.delivery_id)
-    wiring.event_processor().apply(event)
+    # Only this record's lines carry its keys: the next record (or function, locally) must not inherit them.
+    with logger.append_context_keys(source=event.source, event_kind=event.kind.value, delivery_id=event.delivery_id):
+        wiring.event_processor().apply(event)
 
 
 @logger.inject_lambda_context

@@ -18,6 +18,7 @@ from appointments.adapters.clock import ManualClock
 from localdev.apigw import HttpRequest, RouteTable, anonymous_identity, is_binary, proxy_event
 from localdev.lambdas import Handler, LambdaContext, load_handler
 from localdev.resources import provision
+from localdev.runner import scheduled_event
 from localdev.signing import signature_headers
 from localdev.sqs import record_of_message
 from localdev.template import FunctionSpec, functions, load_template, parameter_defaults
@@ -130,6 +131,11 @@ class Stack:
 
     def post_autotask(self, body: bytes) -> dict[str, Any]:
         return self.signed_post("autotask", body)
+
+    def run_schedule(self, function: str = "ScheduledChecksFunction") -> Any:
+        """What EventBridge Scheduler delivers to ``function`` at the stack's clock (its first schedule)."""
+        schedule = self.specs[function].schedules[0]
+        return self.invoke(function, scheduled_event(schedule, self.clock.now()))
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         spec = self.specs[function]

@@ -123,6 +123,17 @@ def cancelled_by_the_desk(appointment: Appointment) -> bool:
     return appointment.status is Status.CANCELLED and status is not None and status.tiebreak.startswith("~")
 
 
+def _no_show_too_soon(appointment: Appointment, check_in: Stamp) -> bool:
+    """A no-show the rules marked after the customer had called in (the check-in's news came after it)."""
+    status = appointment.fact_stamps.get(Fact.STATUS)
+    return (
+        appointment.status is Status.NO_SHOW
+        and status is not None
+        and status.tiebreak == "~system"
+        and check_in.at <= status.at
+    )
+
+
 def merge(appointment: Appointment, claims: Claims, stamp: Stamp, *, source: str) -> Merged:
     stamps = dict(appointment.fact_stamps)
     updates: dict[str, Any] = {}
@@ -157,6 +168,11 @@ def merge(appointment: Appointment, claims: Claims, stamp: Stamp, *, source: str
     updates["checked_in_at"] = (
         checked_in.at if checked_in is not None and checked_in.newer_than(stamps.get(Fact.TIME)) else None
     )
+    if claims.check_in and updates["checked_in_at"] is not None and _no_show_too_soon(appointment, stamp):
+        # The customer called in before the rules marked the no-show; the news came late. The call stands.
+        stamps[Fact.STATUS] = stamp
+        updates.update(status=Status.SCHEDULED, no_show_at=None)
+        applied.append(Fact.STATUS)
     status = updates.get("status", appointment.status)
     if status is Status.COMPLETED and appointment.status is not Status.COMPLETED:
         start, end = updates.get("start", appointment.start), updates.get("end", appointment.end)

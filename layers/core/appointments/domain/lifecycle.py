@@ -211,7 +211,8 @@ def create(
         id=appointment_id,
         **draft.model_dump(exclude={"technicians"}),
         technicians=with_primary(draft.technicians),
-        unassigned_since=None if draft.technicians else at,
+        exposed_since=None if draft.technicians else at,
+        start_set_at=at,
         fact_stamps=dict.fromkeys((fact for fact in Fact if fact is not Fact.CHECK_IN), stamp),
         created_at=at,
         updated_at=at,
@@ -251,15 +252,21 @@ def evolve(appointment: Appointment, *, at: datetime, **updates: Any) -> Appoint
     """The next version, validated as a whole so no change can break an invariant."""
     fields = dict(appointment)
     fields.update(updates, updated_at=at, version=appointment.version + 1)
-    fields["unassigned_since"] = unassigned_since(appointment, fields["technicians"], at=at)
+    fields.update(watched(appointment, fields, at=at))
     return Appointment.model_validate(fields)
 
 
-def unassigned_since(before: Appointment, technicians: tuple[Technician, ...], *, at: datetime) -> datetime | None:
-    """When the appointment became unassigned: kept while it stays so, ``at`` when it just lost its people."""
-    if technicians:
-        return None
-    return before.unassigned_since if not before.technicians and before.unassigned_since is not None else at
+def watched(before: Appointment, fields: Mapping[str, Any], *, at: datetime) -> dict[str, Any]:
+    """``start_set_at`` and ``exposed_since`` for the next version (``fields``) of ``before``, changed at ``at``."""
+    moved = fields["start"] != before.start
+    released = before.hold is not None and fields["hold"] is None
+    if fields["technicians"]:
+        exposed = None
+    elif moved or released or before.technicians or before.exposed_since is None:
+        exposed = at
+    else:
+        exposed = before.exposed_since
+    return {"start_set_at": at if moved else before.start_set_at, "exposed_since": exposed}
 
 
 def confirm(appointment: Appointment, *, at: datetime, actor: Actor, message: str | None = None) -> Change:

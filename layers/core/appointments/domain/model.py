@@ -239,9 +239,12 @@ class Appointment(Frozen):
     cancellation: Cancellation | None = None
     completion: Completion | None = None
     no_show_at: UtcDatetime | None = None
-    # When it last lost its technicians (or was booked without one): tells a booking made inside the
-    # auto-cancel window (at-risk alert) from a late sweep (auto-cancel). None while assigned.
-    unassigned_since: UtcDatetime | None = None
+    # While nobody is assigned: when it last came under the auto-cancel rule (booked, moved, left without
+    # a technician, released from hold). After the cancel point, it is too late to cancel: ops get an
+    # at-risk alert instead; before it, a late sweep still cancels. None while assigned.
+    exposed_since: UtcDatetime | None = None
+    # When the start last changed (booked or moved), on our clock: a notice due before it is skipped.
+    start_set_at: UtcDatetime | None = None
     # Rules due before this instant never act (set on reopen: reopening never fires rules for the past).
     rules_from: UtcDatetime | None = None
     # When the timed rules must look at this appointment next; None = nothing left to check.

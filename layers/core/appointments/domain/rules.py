@@ -8,11 +8,12 @@ For a scheduled appointment starting at S, with the defaults:
 
 - reminder, due S-24h (each offset): sent before S to an appointment booked before that time; else skipped.
 - pre-notice, due S-3h, no technician: sent before S, unless the auto-cancel applies instead; else skipped.
-- auto-cancel, due S-1h, no technician, not on hold: cancelled by the system, if it was unassigned before
-  S-1h; one that became unassigned inside the window gets the at-risk ops alert instead (at once).
+- auto-cancel, due S-1h, no technician, not on hold: cancelled by the system (a late sweep too, while
+  the start is ahead), unless it came under the rule inside the window (``exposed_since``: booked,
+  moved, left without a technician or released from hold after S-1h): then the at-risk ops alert.
 - unassigned at start, due S, no technician: an ops alert, never a customer no-show.
 - no-show, due S + the type's minutes (customer calls in), assigned, not checked in: marked up to S+24h;
-  later, skipped.
+  later, or for a start set after that time (a record of the past), skipped.
 
 Each rule acts once per start time (its key holds the start), so a reschedule re-arms them all and a
 retry repeats none. A rule whose due time lies before ``rules_from`` (a reopened appointment) never
@@ -27,7 +28,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from appointments.domain.model import Fact, Status
+from appointments.domain.model import Status
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -120,7 +121,7 @@ def pending(appointment: Appointment, kind: AppointmentType, timings: RuleTiming
 def _cancel_or_at_risk(appointment: Appointment, timings: RuleTimings) -> Due:
     """The auto-cancel at its point; for an appointment that became unassigned inside the window (booked
     late, or a technician taken off), too late to cancel: the at-risk alert, due at once."""
-    start, since = appointment.start, appointment.unassigned_since
+    start, since = appointment.start, appointment.exposed_since
     cancel_point = start - timings.auto_cancel
     if since is not None and since >= cancel_point:
         return Due(Rule.AT_RISK, rule_key(Rule.AT_RISK, start), since)
@@ -129,8 +130,7 @@ def _cancel_or_at_risk(appointment: Appointment, timings: RuleTimings) -> Due:
 
 def decide(appointment: Appointment, kind: AppointmentType, timings: RuleTimings, *, now: datetime) -> Verdict:
     """What the rules do to ``appointment`` at ``now``: every rule due by then is applied or skipped."""
-    start = appointment.start
-    booked_at = appointment.fact_stamps[Fact.TIME].at if Fact.TIME in appointment.fact_stamps else None
+    start, booked_at = appointment.start, appointment.start_set_at
     apply: list[Due] = []
     skip: list[Skip] = []
     dues = pending(appointment, kind, timings)
@@ -144,8 +144,10 @@ def decide(appointment: Appointment, kind: AppointmentType, timings: RuleTimings
                 skip.append(Skip(due, "the start has passed"))
             case Rule.REMINDER if booked_at is not None and booked_at >= due.at:
                 skip.append(Skip(due, "booked after the reminder time: the booking's own mail covers it"))
-            case Rule.PRE_NOTICE if cancels:
+            case Rule.REMINDER | Rule.PRE_NOTICE if cancels:
                 skip.append(Skip(due, "past the auto-cancel point: the appointment is cancelled instead"))
+            case Rule.NO_SHOW if booked_at is not None and booked_at >= due.at:
+                skip.append(Skip(due, "booked or moved after its no-show time: a record, not a missed call"))
             case Rule.NO_SHOW if now > start + timings.no_show_limit:
                 skip.append(Skip(due, f"more than {_hours(timings.no_show_limit)} after the start"))
             case _:

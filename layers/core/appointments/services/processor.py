@@ -145,7 +145,7 @@ class EventProcessor:
         absorbed_record = self._store.load(absorbed_id)
         absorbed, at = absorbed_record.appointment, self._clock.now()
         fields = {**dict(survivor), **absorb(survivor, absorbed), "version": survivor.version + 1, "updated_at": at}
-        fields["unassigned_since"] = lifecycle.unassigned_since(survivor, fields["technicians"], at=at)
+        fields.update(lifecycle.watched(survivor, fields, at=at))
         after = Appointment.model_validate(fields)
         detail = {"merged": absorbed.id, "external_ids": [str(ref) for ref in absorbed.external_refs]}
         entry = HistoryEntry(
@@ -273,7 +273,7 @@ class EventProcessor:
             "recent_deliveries": (*appointment.recent_deliveries, event.delivery_id)[-MAX_RECENT_DELIVERIES:],
             "updated_at": at,
         }
-        fields["unassigned_since"] = lifecycle.unassigned_since(appointment, fields["technicians"], at=at)
+        fields.update(lifecycle.watched(appointment, fields, at=at))
         after = Appointment.model_validate(fields)
         action = Action.CREATE if creating else _action(appointment, after, merged)
         detail = {**_event_detail(event), **_what_changed(appointment, after, action), **_facts(merged)}
@@ -294,7 +294,11 @@ class EventProcessor:
             to_status=after.status,
             detail=detail,
         )
-        alerts = []
+        alerts: list[tuple[str, str, dict[str, Any]]] = []
+        if appointment.status is Status.NO_SHOW and after.status is Status.SCHEDULED and claims.check_in:
+            called: dict[str, Any] = {"event": event.kind.value, "checked_in_at": event.occurred_at.isoformat()}
+            subject = "the customer checked in before the no-show was marked: it is scheduled again"
+            alerts.append(("check_in_before_no_show", subject, called))
         cancellation = appointment.cancellation
         if (
             appointment.status is Status.CANCELLED
@@ -303,7 +307,7 @@ class EventProcessor:
             and claims.technicians
             and event.occurred_at < cancellation.at
         ):
-            late = {"event": event.kind.value, "technicians": [t.id for t in claims.technicians]}
+            late: dict[str, Any] = {"event": event.kind.value, "technicians": [t.id for t in claims.technicians]}
             subject = "a technician was assigned before the auto-cancel, but the news came after it"
             alerts.append(("late_assignment", subject, late))
         return after, entry, alerts

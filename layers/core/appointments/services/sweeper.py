@@ -116,9 +116,10 @@ class Sweeper:
         """One run over every shard. ``requested_by``: the ops caller of ``POST /checks/run``, if any."""
         report = SweepReport()
         now = self._clock.now()
-        for shard in range(self._policy.shards):
-            cursor: str | None = None
-            while True:
+        # A page from each shard in turn, so a backlog in one never starves the others.
+        cursors: dict[int, str | None] = dict.fromkeys(range(self._policy.shards))
+        while cursors:
+            for shard, cursor in list(cursors.items()):
                 if seconds_left() < self._policy.reserve_seconds:
                     report.stopped_early = True
                     return report
@@ -129,9 +130,10 @@ class Sweeper:
                         report.stopped_early = True
                         return report
                     self._settle_one(item.appointment_id, report, requested_by)
-                cursor = page.cursor
-                if cursor is None:
-                    break
+                if page.cursor is None:
+                    del cursors[shard]
+                else:
+                    cursors[shard] = page.cursor
         if self._mail is not None:
             report.mails_sent = self._send_mail(now)
         return report
@@ -192,11 +194,13 @@ class Sweeper:
                 actor=Actor.system(),
                 detail={"rule": skip.due.rule.value, "due_at": skip.due.at.isoformat(), "reason": skip.reason, **by},
             )
-            current = step.after.model_copy(update={"notices_sent": {**step.after.notices_sent, skip.due.key: at}})
+            sent = {**step.after.notices_sent, skip.due.key: at}
+            # Every step is built on the version this change will write, so each mail's key names it.
+            current = step.after.model_copy(update={"notices_sent": sent, "version": appointment.version})
             history += step.history
         for due in verdict.apply:
             step = self._apply(current, due, at, by)
-            current = step.after
+            current = step.after.model_copy(update={"version": appointment.version})
             history += step.history
             mails += step.mails
         after = current.model_copy(update={"version": appointment.version + 1})
