@@ -1,6 +1,8 @@
 """``python -m localdev serve`` runs the product locally.
 
 ``python -m localdev send <file>`` signs a sample event with the local secret and posts it.
+
+``python -m localdev mail-preview [--out DIR]`` renders every mail from sample data into DIR.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from localdev.runner import DEV_OPS_TOKEN, Runner, RunnerConfig, StartupError, d
 from localdev.schedule import ScheduleError
 from localdev.server import LocalServer
 from localdev.signing import DEV_SECRETS, signature_headers
-from localdev.template import TEMPLATE, TemplateError
+from localdev.template import TEMPLATE, TemplateError, layer_paths, load_template
 
 DEFAULT_PORT = 3000
+DEFAULT_PREVIEW_OUT = Path("mail-preview")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +43,34 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("file", type=Path, help="events/<source>/<name>.json")
     send.add_argument("--source", help="the webhook source (default: the sample's folder name)")
     send.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    preview = commands.add_parser("mail-preview", help="render every mail from sample data into a folder")
+    preview.add_argument("--out", type=Path, default=DEFAULT_PREVIEW_OUT, help="the folder (default: %(default)s)")
     arguments = parser.parse_args(argv)
     if arguments.command == "serve":
         return _serve(arguments)
+    if arguments.command == "mail-preview":
+        return _mail_preview(arguments)
     return _send(arguments)
+
+
+def _mail_preview(arguments: argparse.Namespace) -> int:
+    # The core layer goes on the path as Lambda puts it there; only then can the mail package be imported.
+    for path in layer_paths(load_template()):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from appointments.errors import ConfigError
+    from localdev.mail_preview import preview_branding, write_previews
+
+    try:
+        branding = preview_branding(os.environ)
+        written = write_previews(arguments.out, branding)
+    except ConfigError as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"{arguments.out}: {error.strerror or error}")
+    for path in written:
+        print(path)
+    return 0
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -111,6 +138,10 @@ def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, sec
     routes = sorted(runner.routes, key=lambda route: (route.path, route.method))
     lines += ["Routes:"] + [f"  {describe_route(route)}" for route in routes]
     lines += ["", "Queues pumped into functions:"] + [f"  {line}" for line in runner.subscriptions] or ["  (none)"]
+    lines += ["", "Streams read into functions:"]
+    lines += [f"  {line}" for line in runner.stream_subscriptions] or ["  (none)"]
+    lines += ["", "Event bus rules (every event: /_local/events):"]
+    lines += [f"  {line}" for line in runner.bus_rules] or ["  (none)"]
     lines += ["", "Schedules, on the runner's clock:"]
     schedules = [f"  {item['function']}.{item['event']}: {item['expression']}" for item in runner.schedules]
     lines += schedules or ["  (none)"]

@@ -38,6 +38,7 @@ class Provisioned:
     queue_arns: dict[str, str]  # logical id → queue ARN
     dead_letter_queues: frozenset[str]  # logical ids of the queues others redrive to
     parameters: dict[str, str] = field(default_factory=dict)
+    stream_arns: dict[str, str] = field(default_factory=dict)  # logical id of a table with a stream → its ARN
 
     def environment(self, spec: FunctionSpec) -> dict[str, str]:
         """The function's environment variables with every ``!Ref`` and ``!Join`` resolved."""
@@ -59,6 +60,7 @@ def provision(
     """Create everything; ``secret_values`` maps a secret's logical id to its SecretString."""
     physical: dict[str, str] = {}
     physical.update(create_tables(template))
+    stream_arns = _stream_arns(template)
     queue_arns, dead_letter_queues = _create_queues(template, physical)
     _create_secrets(template, physical, secret_values)
     _create_buses(template, physical)
@@ -68,6 +70,7 @@ def provision(
         queue_arns=queue_arns,
         dead_letter_queues=dead_letter_queues,
         parameters=dict(parameters),
+        stream_arns=stream_arns,
     )
 
 
@@ -84,6 +87,16 @@ def create_tables(template: dict[str, Any]) -> dict[str, str]:
             )
         physical[table.logical_id] = table.logical_id
     return physical
+
+
+def _stream_arns(template: dict[str, Any]) -> dict[str, str]:
+    """What ``!GetAtt <Table>.StreamArn`` gives for every table created with a StreamSpecification."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    arns = {}
+    for table in dynamodb_tables(template):
+        if "StreamSpecification" in table.create_request:
+            arns[table.logical_id] = dynamodb.describe_table(TableName=table.logical_id)["Table"]["LatestStreamArn"]
+    return arns
 
 
 def _create_queues(template: dict[str, Any], physical: dict[str, str]) -> tuple[dict[str, str], frozenset[str]]:

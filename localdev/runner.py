@@ -1,4 +1,7 @@
-"""The runner: the template's functions wired to an embedded moto server, a gateway, a queue pump and a scheduler.
+"""The runner: the template's functions wired to an embedded moto server, a gateway, a pump and a scheduler.
+
+The pump is Lambda's event sources: SQS queues, DynamoDB streams (``localdev.streams``) and event
+buses (``localdev.eventbridge``).
 
 Everything runs in this process on 127.0.0.1. Functions run one at a time (a lock), with the
 template's environment applied and the runner's clock as every service's clock. Where Lambda's
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from localdev import streams
 from localdev.apigw import (
     HttpRequest,
     HttpResponse,
@@ -32,6 +36,7 @@ from localdev.apigw import (
     is_binary,
     proxy_event,
 )
+from localdev.eventbridge import BusEvent, PatternError, RuleTarget, drain_taps, install_taps
 from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
 from localdev.resources import ACCOUNT_ID, REGION, provision
@@ -40,6 +45,7 @@ from localdev.signing import DEV_SECRETS
 from localdev.sqs import record_of_message
 from localdev.template import (
     TEMPLATE,
+    event_buses,
     functions,
     layer_paths,
     load_template,
@@ -62,7 +68,7 @@ DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.exam
 DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, printed at start
 DEV_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-dev"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-SETTLE_ROUNDS = 1000
+SETTLE_ROUNDS = 1000  # passes of the pump before settle gives up: a function feeding its own source loops
 STOP_DRAIN_SECONDS = 30.0  # how long stopping waits for requests in flight before it lets go anyway
 
 # The process-wide environment the functions see: fake credentials and the embedded endpoint.
@@ -107,6 +113,23 @@ class _Schedule:
 
 
 @dataclass(frozen=True)
+class Handled:
+    """What the pump handed to functions, retries included: queue messages, stream records, bus events."""
+
+    messages: int = 0
+    stream_records: int = 0
+    events: int = 0
+
+    def __add__(self, other: Handled) -> Handled:
+        return Handled(
+            self.messages + other.messages, self.stream_records + other.stream_records, self.events + other.events
+        )
+
+    def as_json(self) -> dict[str, int]:
+        return {"handled": self.messages, "stream_records": self.stream_records, "events": self.events}
+
+
+@dataclass(frozen=True)
 class SentMail:
     to: tuple[str, ...]
     sender: str
@@ -141,6 +164,12 @@ class Runner:
         self._parameters = parameter_defaults(self._template, {**DEV_PARAMETERS, **config.parameters})
         self.routes = RouteTable(route for spec in self._specs.values() for route in spec.routes)
         self._schedules = self._parse_schedules()
+        self._streams = self._stream_mappings()
+        self._rule_targets = self._parse_rules()
+        self._tap_lock = threading.Lock()  # one drain of the event tap at a time, so the log keeps put order
+        self._tap_url = ""
+        self._events: list[BusEvent] = []  # every event put on a bus, oldest first
+        self._event_backlog: list[BusEvent] = []  # those not yet delivered to the rules' functions
         self._handlers: dict[str, Handler] = {}
         self._provisioned: Provisioned | None = None
         self._saved_environment: dict[str, str | None] = {}
@@ -207,13 +236,16 @@ class Runner:
         self._saved_environment.clear()
 
     def reset(self) -> None:
-        """Forget every item, message and mail; the clock stays where it is."""
-        with self._lock:
+        """Forget every item, message, stream record, event and mail; the clock stays where it is."""
+        with self._pump_lock, self._lock:  # no pump pass reads a stream or a queue that is going away
             self._reset_moto()
             _wiring().use_clock(self.clock)
             self._provision()
             self._mail.clear()
             self._seen_mail = 0
+            with self._tap_lock:
+                self._events.clear()
+                self._event_backlog.clear()
 
     def _reset_moto(self) -> None:
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
@@ -235,6 +267,12 @@ class Runner:
             senders=[self._parameters["MailFrom"]] if "MailFrom" in self._parameters else [],
         )
         self._set_environment(self._shared_environment(self._provisioned))
+        self._tap_url = install_taps(["default", *event_buses(self._template).values()])
+        client = boto3.client("dynamodbstreams", region_name=REGION)
+        for mapping in self._streams:
+            subscription = mapping.subscription
+            stream_arn = self._provisioned.stream_arns[subscription.table]
+            mapping.cursor = streams.StreamCursor(client, stream_arn, subscription.starting_position)
 
     def _shared_environment(self, provisioned: Provisioned) -> dict[str, str]:
         """One process has one environment: every function must agree, except on POWERTOOLS_* names."""
@@ -264,6 +302,30 @@ class Runner:
                 parsed.append(_Schedule(schedule, expression, self.clock.now()))
         return parsed
 
+    def _stream_mappings(self) -> list[streams.StreamMapping]:
+        mappings = []
+        for spec in self._specs.values():
+            for subscription in spec.streams:
+                try:
+                    mapping = streams.StreamMapping(
+                        subscription, invoke=self.invoke, clock=self.clock.now, give_up=self._send_on_failure
+                    )
+                except streams.FilterError as error:
+                    where = f"Resources.{spec.logical_id}.Properties.Events.{subscription.event}.FilterCriteria"
+                    raise StartupError(f"{where}.{error}") from None
+                mappings.append(mapping)
+        return mappings
+
+    def _parse_rules(self) -> list[RuleTarget]:
+        targets = []
+        for spec in self._specs.values():
+            for rule in spec.rules:
+                try:
+                    targets.append(RuleTarget(rule, spec.async_retries))
+                except PatternError as error:
+                    raise StartupError(f"Resources.{spec.logical_id}.Properties.Events.{rule.event}.{error}") from None
+        return targets
+
     @property
     def provisioned(self) -> Provisioned:
         if self._provisioned is None:
@@ -282,6 +344,14 @@ class Runner:
             for spec in self._specs.values()
             for s in spec.subscriptions
         ]
+
+    @property
+    def stream_subscriptions(self) -> list[str]:
+        return [streams.describe(mapping.subscription) for mapping in self._streams]
+
+    @property
+    def bus_rules(self) -> list[str]:
+        return [target.describe() for target in self._rule_targets]
 
     @property
     def function_names(self) -> list[str]:
@@ -359,18 +429,65 @@ class Runner:
             "userArn": DEV_IDENTITY_ARN,
         }
 
-    # -- the queue pump ----------------------------------------------------------------------------
+    # -- the pump: Lambda's event sources ---------------------------------------------------------
 
-    def pump(self) -> int:
-        """One pass of every SQS event source mapping; how many messages were handed to functions.
+    def pump(self) -> Handled:
+        """One pass of every event source: what it handed to functions.
 
-        A record that fails is made visible again at once (Lambda waits for the visibility timeout),
-        so a failing message reaches the dead-letter queue after maxReceiveCount passes, not hours.
+        A queued record that fails is made visible again at once (Lambda waits for the visibility
+        timeout), so a failing message reaches the dead-letter queue after maxReceiveCount passes, not
+        hours. A stream batch or an event that fails is retried at once, within the pass.
         """
         with self._pump_lock:
-            return self._pump()
+            return self._pump()[0]
 
-    def _pump(self) -> int:
+    def _pump(self) -> tuple[Handled, bool]:
+        """One pass: what it handed to functions, and whether it took anything from a source at all."""
+        messages = self._pump_queues()
+        read, delivered = self._pump_streams()
+        events, dispatched = self._pump_events()
+        return Handled(messages, delivered, dispatched), messages + read + events > 0
+
+    def _pump_streams(self) -> tuple[int, int]:
+        read = delivered = 0
+        for mapping in self._streams:
+            mapping_read, mapping_delivered = mapping.pump()
+            read, delivered = read + mapping_read, delivered + mapping_delivered
+        return read, delivered
+
+    def _send_on_failure(self, queue: str, message: dict[str, Any]) -> None:
+        """A stream batch Lambda gave up on, described to the mapping's OnFailure queue."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        sqs.send_message(QueueUrl=self.provisioned.physical[queue], MessageBody=json.dumps(message))
+
+    def _pump_events(self) -> tuple[int, int]:
+        """Take what was put on the buses into the log, then deliver the backlog: (events delivered, invocations)."""
+        self._tap()
+        with self._tap_lock:
+            backlog, self._event_backlog = self._event_backlog, []
+        invocations = 0
+        for event in backlog:
+            for target in self._rule_targets:
+                if target.matches(event):
+                    invocations += target.deliver(event, self.invoke)
+        return len(backlog), invocations
+
+    def _tap(self) -> None:
+        """Move what the tap queue holds into the log and the backlog, in the order it was put."""
+        with self._tap_lock:
+            if self._tap_url:
+                taken = drain_taps(self._tap_url)
+                self._events.extend(taken)
+                self._event_backlog.extend(taken)
+
+    @property
+    def bus_events(self) -> list[BusEvent]:
+        """Every event put on a bus since the start or the last reset, oldest first."""
+        self._tap()
+        with self._tap_lock:
+            return list(self._events)
+
+    def _pump_queues(self) -> int:
         sqs = boto3.client("sqs", region_name=REGION)
         handled = 0
         for spec in self._specs.values():
@@ -411,28 +528,33 @@ class Runner:
             return everything
         return {str(failure.get("itemIdentifier")) for failure in failures} & everything
 
-    def settle(self) -> int:
-        """Pump until every subscribed queue is empty; the number of messages handled."""
+    def settle(self) -> Handled:
+        """Pump until every subscribed queue, stream and bus has nothing pending; what was handed to functions.
+
+        A pass that took nothing from any source read every stream to its end and the event tap empty;
+        the queues are then checked for messages in flight too.
+        """
         with self._pump_lock:  # two pumps at once would each see the other's messages in flight
-            total = 0
+            total = Handled()
             for _ in range(SETTLE_ROUNDS):
-                handled = self._pump()
+                handled, moved = self._pump()
                 total += handled
-                if handled == 0 and self._queues_empty():
+                if not moved and self._queues_empty():
                     return total
-        raise RuntimeError(f"the queues did not settle in {SETTLE_ROUNDS} passes")
+        raise RuntimeError(f"the queues, streams and buses did not settle in {SETTLE_ROUNDS} passes")
 
     def _queues_empty(self) -> bool:
         sqs = boto3.client("sqs", region_name=REGION)
-        for spec in self._specs.values():
-            for subscription in spec.subscriptions:
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=self.provisioned.physical[subscription.queue],
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                if any(int(count) for count in attributes.values()):
-                    return False
-        return True
+        urls = [self.provisioned.physical[s.queue] for spec in self._specs.values() for s in spec.subscriptions]
+        for url in [*urls, self._tap_url] if self._tap_url else urls:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            if any(int(count) for count in attributes.values()):
+                return False
+        with self._tap_lock:
+            return not self._event_backlog
 
     # -- the scheduler -----------------------------------------------------------------------------
 

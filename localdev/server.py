@@ -119,7 +119,7 @@ class LocalServer(ThreadingHTTPServer):
             self._stopped.set()
 
     def start_background(self) -> None:
-        """Lambda's side of the house: pump the queues and fire due schedules, as time passes."""
+        """Lambda's side of the house: pump the queues, streams and buses and fire due schedules, as time passes."""
         self._background = threading.Thread(target=self._run_background, name="localdev-background", daemon=True)
         self._background.start()
 
@@ -252,10 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/_local/clock"): lambda: {"now": runner.clock.now().isoformat(), "mode": runner.clock.mode},
             ("POST", "/_local/clock"): lambda: self._move_clock(body),
             ("POST", "/_local/tick"): lambda: {"now": runner.clock.now().isoformat(), "ran": runner.tick()},
-            ("POST", "/_local/settle"): lambda: {"handled": runner.settle()},
+            ("POST", "/_local/settle"): lambda: runner.settle().as_json(),
             ("POST", "/_local/reset"): self._reset,
             ("GET", "/_local/outbox"): lambda: {"items": [mail.as_json() for mail in runner.outbox]},
             ("GET", "/_local/schedules"): lambda: {"items": runner.schedules},
+            ("GET", "/_local/events"): lambda: {"items": [event.as_json() for event in runner.bus_events]},
         }
         action = routes.get((self.command, path))
         if action is None:
@@ -282,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             "functions": runner.function_names,
             "routes": [f"{route.method} {route.path}" for route in runner.routes],
             "schedules": runner.schedules,
+            "streams": runner.stream_subscriptions,
+            "rules": runner.bus_rules,
         }
 
     def _move_clock(self, body: bytes) -> dict[str, Any]:

@@ -6,7 +6,8 @@ only the properties moto needs are taken. Anything this module cannot reproduce 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,33 @@ class ScheduledInvocation:
 
 
 @dataclass(frozen=True)
+class StreamSubscription:
+    """A ``DynamoDB`` event: Lambda's event source mapping from a table's stream to a function."""
+
+    function: str
+    event: str
+    table: str  # logical id of the AWS::DynamoDB::Table whose stream it reads
+    starting_position: str  # TRIM_HORIZON | LATEST
+    batch_size: int
+    filters: tuple[str, ...]  # FilterCriteria patterns (JSON text): a record is delivered if any matches
+    reports_item_failures: bool
+    maximum_retry_attempts: int  # -1: until the record expires (AWS's default)
+    bisect_on_error: bool
+    on_failure_queue: str | None  # logical id of the AWS::SQS::Queue of DestinationConfig.OnFailure
+
+
+@dataclass(frozen=True)
+class BusRule:
+    """An ``EventBridgeRule`` event: a rule on an event bus whose target is the function."""
+
+    function: str
+    event: str
+    bus: str  # the bus's name: "default", or the Name of one of the template's AWS::Events::EventBus
+    pattern: str  # the rule's event pattern (JSON text)
+    input: str | None  # the JSON text delivered instead of the event, if set
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_uri: Path
@@ -142,6 +170,9 @@ class FunctionSpec:
     routes: tuple[ApiRoute, ...] = ()
     subscriptions: tuple[QueueSubscription, ...] = ()
     schedules: tuple[ScheduledInvocation, ...] = ()
+    streams: tuple[StreamSubscription, ...] = ()
+    rules: tuple[BusRule, ...] = ()
+    async_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts: retries of an asynchronous invocation
 
 
 _QUEUE_ATTRIBUTES = {
@@ -203,7 +234,8 @@ def functions(template: dict[str, Any], *, root: Path | None = None) -> list[Fun
             **defaults.get("Environment", {}).get("Variables", {}),
             **properties.get("Environment", {}).get("Variables", {}),
         }
-        routes, subscriptions, schedules = _events(template, logical_id, properties.get("Events", {}))
+        events = _events(template, logical_id, properties.get("Events", {}))
+        invoke_config = properties.get("EventInvokeConfig", defaults.get("EventInvokeConfig", {}))
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -212,9 +244,12 @@ def functions(template: dict[str, Any], *, root: Path | None = None) -> list[Fun
                 timeout=int(properties.get("Timeout", defaults.get("Timeout", 3))),
                 environment=environment,
                 memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
-                routes=routes,
-                subscriptions=subscriptions,
-                schedules=schedules,
+                routes=tuple(events.routes),
+                subscriptions=tuple(events.subscriptions),
+                schedules=tuple(events.schedules),
+                streams=tuple(events.streams),
+                rules=tuple(events.rules),
+                async_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
             )
         )
     return specs
@@ -223,26 +258,42 @@ def functions(template: dict[str, Any], *, root: Path | None = None) -> list[Fun
 _IMPLICIT_API = "ServerlessRestApi"
 
 
-def _events(
-    template: dict[str, Any], function: str, events: dict[str, Any]
-) -> tuple[tuple[ApiRoute, ...], tuple[QueueSubscription, ...], tuple[ScheduledInvocation, ...]]:
-    routes: list[ApiRoute] = []
-    subscriptions: list[QueueSubscription] = []
-    schedules: list[ScheduledInvocation] = []
+@dataclass
+class _FunctionEvents:
+    routes: list[ApiRoute] = field(default_factory=list)
+    subscriptions: list[QueueSubscription] = field(default_factory=list)
+    schedules: list[ScheduledInvocation] = field(default_factory=list)
+    streams: list[StreamSubscription] = field(default_factory=list)
+    rules: list[BusRule] = field(default_factory=list)
+
+
+_EMULATED_EVENTS = "Api, SQS, Schedule, ScheduleV2, DynamoDB, EventBridgeRule"
+
+
+def _events(template: dict[str, Any], function: str, events: dict[str, Any]) -> _FunctionEvents:
+    found = _FunctionEvents()
     for name, event in events.items():
         where = f"Resources.{function}.Properties.Events.{name}"
         kind, properties = event.get("Type"), event.get("Properties", {})
         if kind == "Api":
-            routes.append(_route(template, function, name, properties, where))
+            found.routes.append(_route(template, function, name, properties, where))
         elif kind == "SQS":
-            subscriptions.append(_subscription(function, name, properties, where))
+            found.subscriptions.append(_subscription(function, name, properties, where))
         elif kind in ("Schedule", "ScheduleV2"):
             schedule = _schedule(function, name, kind, properties, where)
             if schedule is not None:
-                schedules.append(schedule)
+                found.schedules.append(schedule)
+        elif kind == "DynamoDB":
+            stream = _stream(template, function, name, properties, where)
+            if stream is not None:
+                found.streams.append(stream)
+        elif kind == "EventBridgeRule":
+            rule = _bus_rule(template, function, name, properties, where)
+            if rule is not None:
+                found.rules.append(rule)
         else:
-            raise TemplateError(f"{where}: event type {kind!r} is not emulated (Api, SQS, Schedule, ScheduleV2 are)")
-    return tuple(routes), tuple(subscriptions), tuple(schedules)
+            raise TemplateError(f"{where}: event type {kind!r} is not emulated ({_EMULATED_EVENTS} are)")
+    return found
 
 
 def _logical_id(value: Any, attribute: str | None, where: str) -> str:
@@ -318,6 +369,145 @@ def _schedule(
     )
 
 
+# What the stream pump does with each DynamoDB event property; anything else stops the runner at start.
+_STREAM_EMULATED = frozenset(
+    {
+        "Stream",
+        "StartingPosition",
+        "BatchSize",
+        "FilterCriteria",
+        "FunctionResponseTypes",
+        "MaximumRetryAttempts",
+        "BisectBatchOnFunctionError",
+        "DestinationConfig",
+        "Enabled",
+    }
+)
+# Accepted and without effect locally: batches go out as soon as the pump reads them, one at a time, and
+# are never old enough to expire; metrics and the filters' encryption key do not exist here.
+_STREAM_IGNORED = frozenset(
+    {
+        "MaximumBatchingWindowInSeconds",
+        "ParallelizationFactor",
+        "MaximumRecordAgeInSeconds",
+        "MetricsConfig",
+        "KmsKeyArn",
+    }
+)
+
+
+def _stream(
+    template: dict[str, Any], function: str, name: str, properties: dict[str, Any], where: str
+) -> StreamSubscription | None:
+    unknown = set(properties) - _STREAM_EMULATED - _STREAM_IGNORED
+    if unknown:
+        raise TemplateError(f"{where}: {', '.join(sorted(unknown))} not emulated by the local stream pump")
+    table = _logical_id(properties.get("Stream"), "StreamArn", f"{where}.Stream")
+    resource = template.get("Resources", {}).get(table, {})
+    if resource.get("Type") != "AWS::DynamoDB::Table":
+        raise TemplateError(f"{where}.Stream: {table} is not an AWS::DynamoDB::Table")
+    if "StreamSpecification" not in resource.get("Properties", {}):
+        raise TemplateError(f"{where}.Stream: {table} has no StreamSpecification, so it has no stream to read")
+    position = properties.get("StartingPosition")
+    if position not in ("TRIM_HORIZON", "LATEST"):
+        raise TemplateError(f"{where}.StartingPosition: must be TRIM_HORIZON or LATEST, not {position!r}")
+    response_types = set(properties.get("FunctionResponseTypes", ())) - {"ReportBatchItemFailures"}
+    if response_types:
+        raise TemplateError(f"{where}.FunctionResponseTypes: only ReportBatchItemFailures exists")
+    batch_size = _integer(properties.get("BatchSize", 100), 1, 10000, f"{where}.BatchSize")
+    retries = _integer(properties.get("MaximumRetryAttempts", -1), -1, 10000, f"{where}.MaximumRetryAttempts")
+    if properties.get("Enabled", True) is False:
+        return None
+    return StreamSubscription(
+        function=function,
+        event=name,
+        table=table,
+        starting_position=position,
+        batch_size=batch_size,
+        filters=_filter_patterns(properties.get("FilterCriteria"), f"{where}.FilterCriteria"),
+        reports_item_failures=bool(properties.get("FunctionResponseTypes")),
+        maximum_retry_attempts=retries,
+        bisect_on_error=properties.get("BisectBatchOnFunctionError", False) is True,
+        on_failure_queue=_on_failure_queue(template, properties.get("DestinationConfig"), f"{where}.DestinationConfig"),
+    )
+
+
+def _integer(value: Any, low: int, high: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
+        raise TemplateError(f"{where}: must be a literal whole number")
+    number = int(value)
+    if not low <= number <= high:
+        raise TemplateError(f"{where}: must be from {low} to {high}, not {number}")
+    return number
+
+
+def _filter_patterns(criteria: Any, where: str) -> tuple[str, ...]:
+    if criteria is None:
+        return ()
+    filters = criteria.get("Filters") if isinstance(criteria, dict) else None
+    if not isinstance(filters, list) or set(criteria) != {"Filters"}:
+        raise TemplateError(f"{where}: must be {{Filters: [{{Pattern: '<JSON>'}}, ...]}}")
+    patterns = []
+    for index, item in enumerate(filters):
+        pattern = item.get("Pattern") if isinstance(item, dict) else None
+        if not isinstance(pattern, str):
+            raise TemplateError(f"{where}.Filters[{index}].Pattern: must be a literal JSON string")
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
+def _on_failure_queue(template: dict[str, Any], config: Any, where: str) -> str | None:
+    if config is None:
+        return None
+    on_failure = config.get("OnFailure") if isinstance(config, dict) else None
+    if not isinstance(on_failure, dict) or set(config) != {"OnFailure"}:
+        raise TemplateError(f"{where}: only OnFailure is emulated")
+    if on_failure.get("Type", "SQS") != "SQS":
+        raise TemplateError(f"{where}.OnFailure: only an SQS queue is emulated as the destination")
+    queue = _logical_id(on_failure.get("Destination"), "Arn", f"{where}.OnFailure.Destination")
+    if template.get("Resources", {}).get(queue, {}).get("Type") != "AWS::SQS::Queue":
+        raise TemplateError(f"{where}.OnFailure.Destination: {queue} is not an AWS::SQS::Queue")
+    return queue
+
+
+# Accepted and without effect locally: they govern EventBridge's delivery to Lambda, which never fails here.
+_RULE_PROPERTIES = frozenset(
+    {"EventBusName", "Pattern", "RuleName", "State", "Input", "Target", "RetryPolicy", "DeadLetterConfig"}
+)
+
+
+def _bus_rule(
+    template: dict[str, Any], function: str, name: str, properties: dict[str, Any], where: str
+) -> BusRule | None:
+    unknown = set(properties) - _RULE_PROPERTIES
+    if unknown:
+        raise TemplateError(f"{where}: {', '.join(sorted(unknown))} not emulated by the local event buses")
+    pattern = properties.get("Pattern")
+    if not isinstance(pattern, dict) or not pattern:
+        raise TemplateError(f"{where}.Pattern: must be an event pattern (a mapping)")
+    text_input = properties.get("Input")
+    if text_input is not None and not isinstance(text_input, str):
+        raise TemplateError(f"{where}.Input: must be a literal JSON string")
+    bus = _bus_name(template, properties.get("EventBusName", "default"), f"{where}.EventBusName")
+    if properties.get("State", "ENABLED") == "DISABLED":
+        return None
+    return BusRule(function=function, event=name, bus=bus, pattern=json.dumps(pattern), input=text_input)
+
+
+def _bus_name(template: dict[str, Any], value: Any, where: str) -> str:
+    """``default``, or the name of one of the template's buses: by ``!Ref``, ``!GetAtt <Bus>.Name`` or its name."""
+    buses = event_buses(template)
+    if isinstance(value, str):
+        if value == "default" or value in buses.values():
+            return value
+        raise TemplateError(f"{where}: {value!r} is neither default nor the Name of the template's event buses")
+    getatt = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    logical_id = _logical_id(value, "Name" if getatt else None, where)
+    if logical_id not in buses:
+        raise TemplateError(f"{where}: {logical_id} is not an AWS::Events::EventBus")
+    return buses[logical_id]
+
+
 def layer_paths(template: dict[str, Any], *, root: Path | None = None) -> list[Path]:
     """Each ``AWS::Serverless::LayerVersion``'s ContentUri: what Lambda puts on the path as /opt/python."""
     base = root or TEMPLATE.parent
@@ -341,9 +531,38 @@ def ses_identities(template: dict[str, Any]) -> dict[str, Any]:
 def event_buses(template: dict[str, Any]) -> dict[str, str]:
     """Logical id → name of every ``AWS::Events::EventBus`` (the name defaults to the logical id)."""
     return {
-        logical_id: str(resource.get("Properties", {}).get("Name", logical_id))
+        logical_id: _pseudo_sub(
+            resource.get("Properties", {}).get("Name", logical_id), f"Resources.{logical_id}.Properties.Name"
+        )
         for logical_id, resource in resources_of_type(template, "AWS::Events::EventBus").items()
     }
+
+
+LOCAL_STACK_NAME = "local"  # what ${AWS::StackName} is to the local tools
+
+
+def _pseudo_sub(value: Any, where: str) -> str:
+    """A literal, or a ``!Sub`` of pseudo parameters only (``${AWS::StackName}`` is ``local``)."""
+    from localdev.resources import ACCOUNT_ID, REGION
+
+    if isinstance(value, str):
+        return value
+    text = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    if not isinstance(text, str):
+        raise TemplateError(f"{where}: must be a literal or a !Sub of pseudo parameters")
+    pseudo = {
+        "AWS::StackName": LOCAL_STACK_NAME,
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Partition": "aws",
+    }
+    for name, replacement in pseudo.items():
+        text = text.replace(f"${{{name}}}", replacement)
+    if "${" in text:
+        raise TemplateError(
+            f"{where}: !Sub {value['Fn::Sub']!r} names more than the pseudo parameters {sorted(pseudo)}"
+        )
+    return text
 
 
 def resolve(value: Any, *, physical: dict[str, str], parameters: dict[str, str], where: str) -> str:

@@ -40,6 +40,8 @@ class InMemoryAppointmentStore:
         self.coupons: dict[str, str] = {}  # code -> appointment id
         self.tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.waits: dict[str, dict[str, CanonicalEvent]] = defaultdict(dict)  # key -> delivery id -> event
+        self.mail_claims: dict[tuple[str, str], tuple[str, datetime]] = {}  # (id, key) -> (token, lease or retry at)
+        self.published: dict[tuple[str, str], datetime] = {}  # (id, history key) -> when
         self.commits = 0
 
     def get(self, appointment_id: str) -> Appointment:
@@ -92,6 +94,11 @@ class InMemoryAppointmentStore:
             self.tickets[(change.new_ticket.system, change.new_ticket.id)].append(appointment_id)
         for key, delivery_id in change.released:
             self.waits[key].pop(delivery_id, None)
+        if change.failed_mail is not None:
+            key, _token = change.failed_mail
+            failed = self.mails[appointment_id][key].model_copy(update={"status": MailStatus.FAILED})
+            self.mails[appointment_id][key] = failed
+            self.mail_claims.pop((appointment_id, key), None)
         if change.absorbed is not None:
             gone = self.appointments.pop(change.absorbed.id)
             self.refs.update(dict.fromkeys(gone.external_refs, appointment_id))
@@ -114,11 +121,11 @@ class InMemoryAppointmentStore:
             ]
         else:
             items = [
-                DueItem(DueKind.MAIL, mail.appointment_id, mail.created_at, mail.key)
+                DueItem(DueKind.MAIL, mail.appointment_id, self._due_at(mail), mail.key)
                 for mails in self.mails.values()
                 for mail in mails.values()
-                if mail.status is MailStatus.PENDING
-                and mail.created_at <= until
+                if mail.status in (MailStatus.PENDING, MailStatus.SENDING)
+                and self._due_at(mail) <= until
                 and self._shard(mail.appointment_id) == shard
             ]
 
@@ -153,12 +160,51 @@ class InMemoryAppointmentStore:
         stamped = sorted(self.waits[key].values(), key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))
         return tuple(stamped)
 
-    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
-        mail = self.mails[appointment_id][mail_key]
-        if mail.status is MailStatus.SENT:
+    def claim_mail(
+        self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime
+    ) -> OutboxMail | None:
+        mail = self.mails[appointment_id].get(mail_key)
+        if mail is None or mail.status not in (MailStatus.PENDING, MailStatus.SENDING) or self._due_at(mail) > now:
+            return None
+        claimed = mail.model_copy(update={"status": MailStatus.SENDING, "attempts": mail.attempts + 1})
+        self.mails[appointment_id][mail_key] = claimed
+        self.mail_claims[(appointment_id, mail_key)] = (token, lease_until)
+        return claimed
+
+    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
+        if not self._holds(appointment_id, mail_key, token):
             return False
-        self.mails[appointment_id][mail_key] = mail.model_copy(update={"status": MailStatus.SENT, "sent_at": at})
+        mail = self.mails[appointment_id][mail_key]
+        self.mails[appointment_id][mail_key] = mail.model_copy(
+            update={"status": MailStatus.SENT, "sent_at": at, "message_id": message_id}
+        )
+        del self.mail_claims[(appointment_id, mail_key)]
         return True
+
+    def release_mail(self, appointment_id: str, mail_key: str, *, token: str, retry_at: datetime) -> None:
+        if self._holds(appointment_id, mail_key, token):
+            mail = self.mails[appointment_id][mail_key]
+            self.mails[appointment_id][mail_key] = mail.model_copy(update={"status": MailStatus.PENDING})
+            self.mail_claims[(appointment_id, mail_key)] = ("", retry_at)
+
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        if (appointment_id, history_key) in self.published:
+            return False
+        self.published[(appointment_id, history_key)] = at
+        return True
+
+    def unmark_published(self, appointment_id: str, history_key: str) -> None:
+        self.published.pop((appointment_id, history_key), None)
+
+    def _holds(self, appointment_id: str, mail_key: str, token: str) -> bool:
+        mail = self.mails[appointment_id].get(mail_key)
+        claim = self.mail_claims.get((appointment_id, mail_key))
+        return mail is not None and mail.status is MailStatus.SENDING and claim is not None and claim[0] == token
+
+    def _due_at(self, mail: OutboxMail) -> datetime:
+        """A pending mail is due at its creation or retry time; a claimed one when its lease runs out."""
+        claim = self.mail_claims.get((mail.appointment_id, mail.key))
+        return claim[1] if claim is not None else mail.created_at
 
     def _shard(self, appointment_id: str) -> int:
         return shard_of(appointment_id, self.due_shards)

@@ -190,7 +190,7 @@ def test_the_due_index_holds_only_what_is_due(store: AppointmentStore) -> None:
     assert all(i.appointment_id != armed.after.id for i in rules_due(store, shard, START))
 
 
-def test_a_pending_mail_is_due_until_it_is_marked_sent_once(store: AppointmentStore) -> None:
+def test_a_pending_mail_is_due_until_one_sender_claims_and_marks_it_sent(store: AppointmentStore) -> None:
     change = with_mail(created())
     store.commit(change)
     [mail] = change.mails
@@ -199,11 +199,21 @@ def test_a_pending_mail_is_due_until_it_is_marked_sent_once(store: AppointmentSt
     assert (item.kind, item.mail_key) == (DueKind.MAIL, mail.key)
     assert rules_due(store, shard, NOW + timedelta(days=1)) == ()  # mails never share the rules' shards
 
-    assert store.mark_mail_sent(change.after.id, mail.key, NOW + timedelta(seconds=2)) is True
-    assert store.mark_mail_sent(change.after.id, mail.key, NOW + timedelta(seconds=3)) is False
+    # Two senders race for it: one claims it, the other gets nothing; the first marks it sent once
+    lease = NOW + timedelta(seconds=60)
+    claimed = store.claim_mail(change.after.id, mail.key, token="a", now=NOW, lease_until=lease)
+    assert claimed is not None and (claimed.status, claimed.attempts) == (MailStatus.SENDING, 1)
+    assert store.claim_mail(change.after.id, mail.key, token="b", now=NOW, lease_until=lease) is None
+    assert [i.due_at for i in store.due(DueKind.MAIL, shard, lease, limit=10).items] == [lease]  # a crash is retried
+    assert store.finish_mail(change.after.id, mail.key, token="b", at=NOW, message_id="m-1") is False
+    assert store.finish_mail(change.after.id, mail.key, token="a", at=NOW + timedelta(seconds=2), message_id="m-1")
+    assert (
+        store.finish_mail(change.after.id, mail.key, token="a", at=NOW + timedelta(seconds=3), message_id="m-2")
+        is False
+    )
     assert store.due(DueKind.MAIL, shard, NOW + timedelta(days=1), limit=10).items == ()
     [sent] = store.load(change.after.id).mails
-    assert (sent.status, sent.sent_at) == (MailStatus.SENT, NOW + timedelta(seconds=2))
+    assert (sent.status, sent.sent_at, sent.message_id) == (MailStatus.SENT, NOW + timedelta(seconds=2), "m-1")
 
 
 def test_a_mail_is_recorded_once_per_key(store: AppointmentStore) -> None:

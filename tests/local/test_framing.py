@@ -123,4 +123,4 @@ def test_a_repeated_but_agreeing_content_length_is_accepted(fixture_stack: Local
     reply = exchange(fixture_stack, f"{head}\r\nConnection: close", b"{}")
 
     assert reply.status == 200
-    assert reply.json() == {"handled": 0}
+    assert reply.json()["handled"] == 0

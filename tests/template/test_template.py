@@ -127,3 +127,11 @@ def test_webhooks_and_ops_never_share_an_api() -> None:
     assert all(not route.iam_auth for route in routes if route.api == "WebhookApi")
     ops = [route for route in routes if route.api == "OpsApi"]
     assert all(route.iam_auth for route in ops if route.path != "/docs")  # the documentation alone is public
+
+
+def test_docs_events_lists_every_history_action_as_an_event_type() -> None:
+    from appointments.domain.history import Action, Record
+
+    document = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    missing = [a.value for a in (*Action, *Record) if f"`appointment.{a.value}`" not in document]
+    assert missing == []

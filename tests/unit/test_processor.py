@@ -394,3 +394,32 @@ def test_two_bookings_found_to_be_one_reschedule_chain_become_one_appointment(
     assert appointment.start == NOW + timedelta(days=1, hours=3)
     assert {store.find_by_external_ref(r) for r in appointment.external_refs} == {appointment.id}
     assert Record.MERGED in [e.action for e in store.load(appointment.id).history]
+
+
+def test_a_vendor_reschedule_replaces_the_links_with_the_new_bookings(store: InMemoryAppointmentStore) -> None:
+    # Given a Calendly booking whose links point at its invitee, then its reschedule (a new invitee)
+    from appointments.domain.model import Links
+
+    booked = _vendor_booking(None, source="calendly", uid="inv-1")
+    assert booked.booking is not None
+    details = booked.booking.model_copy(
+        update={"links": Links(reschedule="https://x/r/inv-1", cancel="https://x/c/inv-1")}
+    )
+    first = booked.model_copy(update={"booking": details})
+    moved = first.model_copy(
+        update={
+            "delivery_id": "created:inv-2",
+            "kind": EventKind.RESCHEDULED,
+            "occurred_at": NOW + timedelta(minutes=5),
+            "external_ref": ExternalRef(system="calendly", id="inv-2"),
+            "previous_ref": ExternalRef(system="calendly", id="inv-1"),
+            "booking": details.model_copy(
+                update={"links": Links(reschedule="https://x/r/inv-2", cancel="https://x/c/inv-2")}
+            ),
+        }
+    )
+    apply = processor(store).apply
+    apply(first)
+    apply(moved)
+    # Then the appointment's links are the new booking's: the old ones no longer work
+    assert store.get(only(store)).links == Links(reschedule="https://x/r/inv-2", cancel="https://x/c/inv-2")

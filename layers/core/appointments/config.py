@@ -25,11 +25,15 @@ from appointments.domain.appointment_types import AppointmentType, AppointmentTy
 from appointments.domain.model import Email
 from appointments.domain.rules import RuleTimings
 from appointments.errors import ConfigError
+from appointments.mail.branding import Branding
+from appointments.mail.formatting import safe_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 Hours = Annotated[float, Field(gt=0, le=24 * 14)]
+DEFAULT_COMPANY_NAME = "Your IT support team"
+DEFAULT_SIGNATURE = "The support team"
 StatusId = Annotated[str, Field(pattern=r"^\s*[0-9]{1,9}\s*$"), AfterValidator(str.strip)]
 
 
@@ -49,6 +53,8 @@ class Settings(BaseModel):
         72.0, alias="UNMATCHED_EVENT_RETENTION_HOURS"
     )
     mail_from: Email = Field(alias="MAIL_FROM")
+    # The custom bus every change is published to as a domain event.
+    event_bus_name: str = Field("", alias="EVENT_BUS_NAME")
     ops_alert_email: Email = Field(alias="OPS_ALERT_EMAIL")
     coupon_percent: int = Field(15, alias="COUPON_PERCENT", ge=1, le=100)
     coupon_valid_days: int = Field(180, alias="COUPON_VALID_DAYS", ge=1, le=3650)
@@ -64,11 +70,38 @@ class Settings(BaseModel):
     # Autotask ticket status ids: COMPLETE is the system's 5; NO-SHOW is each instance's own (unset = off).
     autotask_complete_status_id: StatusId = Field("5", alias="AUTOTASK_COMPLETE_STATUS_ID")
     autotask_no_show_status_id: StatusId | None = Field(None, alias="AUTOTASK_NO_SHOW_STATUS_ID")
+    # Branding of the customer's mail (appointments.mail). The support address defaults to MAIL_FROM;
+    # a "\\n" in MAIL_SIGNATURE is a line break (a template parameter holds one line).
+    company_name: str = Field(DEFAULT_COMPANY_NAME, alias="COMPANY_NAME", min_length=1, max_length=200)
+    support_email: Email | None = Field(None, alias="SUPPORT_EMAIL")
+    support_phone: str | None = Field(None, alias="SUPPORT_PHONE", max_length=50)
+    mail_signature: str = Field(DEFAULT_SIGNATURE, alias="MAIL_SIGNATURE", min_length=1, max_length=1000)
+    # Where customers rebook, reschedule or cancel when an appointment has no links of its own.
+    booking_base_url: str | None = Field(None, alias="BOOKING_BASE_URL", max_length=2000)
 
     @field_validator("calcom_booking_base_url", "autotask_no_show_status_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("support_email", "support_phone", "booking_base_url", mode="before")
+    @classmethod
+    def _blank_branding_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("company_name", "mail_signature", mode="before")
+    @classmethod
+    def _blank_branding_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return DEFAULT_COMPANY_NAME if info.field_name == "company_name" else DEFAULT_SIGNATURE
+        return value.replace("\\n", "\n").strip() if isinstance(value, str) else value
+
+    @field_validator("booking_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and safe_url(value) is None:
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("reminder_offsets_hours", "customer_mail_sources", mode="before")
     @classmethod
@@ -94,6 +127,15 @@ class Settings(BaseModel):
 
     def catalog(self) -> AppointmentTypeCatalog:
         return AppointmentTypeCatalog.with_overrides(self.appointment_types)
+
+    def branding(self) -> Branding:
+        return Branding(
+            company_name=self.company_name,
+            support_email=self.support_email or self.mail_from,
+            support_phone=self.support_phone,
+            signature=self.mail_signature,
+            booking_base_url=self.booking_base_url,
+        )
 
     def rule_timings(self) -> RuleTimings:
         return RuleTimings(

@@ -221,3 +221,26 @@ class Unauthenticated(AppError):
 
     def __init__(self) -> None:
         super().__init__("the request carries no caller identity")
+
+
+class MailThrottled(AppError):
+    """The mail service is throttling or failing for now: the mail goes back to pending and is retried."""
+
+    code = "mail_throttled"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
+class MailRejected(AppError):
+    """The mail service refused this mail for good (an address it will not send to, content it rejects)."""
+
+    code = "mail_rejected"
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class EventsUnavailable(AppError):
+    """The event bus did not take every event: the stream record is retried."""
+
+    code = "events_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True

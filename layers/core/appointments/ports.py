@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +26,41 @@ class SecretSource(Protocol):
 class EventQueue(Protocol):
     def enqueue(self, events: Sequence[CanonicalEvent]) -> None:
         """Queue events in order per entity, deduplicated by delivery id; raises ``QueueUnavailable``."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One mail as the mail service takes it: rendered, addressed, with an optional calendar attachment."""
+
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    ics: str | None = None
+    ics_method: str | None = None  # REQUEST or CANCEL
+
+
+class Mailer(Protocol):
+    def send(self, mail: OutgoingMail) -> str:
+        """Send; the service's message id. Raises ``MailThrottled`` (retry later) or ``MailRejected`` (never)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One history entry as an event on the bus; ``event_id`` is stable, so consumers can deduplicate."""
+
+    event_id: str
+    detail_type: str  # appointment.<history action>
+    detail: dict[str, Any]
+    time: datetime
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Put every event on the bus, or raise ``EventsUnavailable`` (none can be taken as published)."""
         ...
 
 
@@ -114,6 +149,25 @@ class AppointmentStore(Protocol):
         """The events waiting under ``key`` (those released by a commit are gone), oldest stamp first."""
         ...
 
-    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
-        """Mark a pending mail sent; False when it was already sent (another sender won)."""
+    def claim_mail(
+        self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime
+    ) -> OutboxMail | None:
+        """Take a mail to send: pending and due, or sending with its lease run out. None: someone else has it,
+        or it is sent or failed. While claimed it stays in the due index at ``lease_until`` (a crash is retried)."""
+        ...
+
+    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
+        """Mark a claimed mail sent; False when the claim was lost (its lease ran out and another took it)."""
+        ...
+
+    def release_mail(self, appointment_id: str, mail_key: str, *, token: str, retry_at: datetime) -> None:
+        """Give a claimed mail back, pending again, due at ``retry_at`` (a throttled or failed attempt)."""
+        ...
+
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        """Mark a history entry's domain event published; False when it already was (a replayed record)."""
+        ...
+
+    def unmark_published(self, appointment_id: str, history_key: str) -> None:
+        """Take the mark back: the event could not be published, and will be again."""
         ...

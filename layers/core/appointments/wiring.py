@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from appointments.ports import AppointmentStore, Clock
     from appointments.services.back_office import BackOffice
     from appointments.services.ingress import WebhookIngress
+    from appointments.services.outbox_relay import OutboxRelay
     from appointments.services.processor import EventProcessor
     from appointments.services.sweeper import Sweeper
     from appointments.sources.base import Source
@@ -137,12 +138,33 @@ def sweeper() -> Sweeper:
         timings=config.rule_timings(),
         shards=config.due_shards,
     )
-    return Sweeper(store(), clock(), catalog(), policy)
+    return Sweeper(store(), clock(), catalog(), policy, mail=outbox_relay())
+
+
+@functools.cache
+def outbox_relay() -> OutboxRelay:
+    from appointments.adapters.aws import events_client, sesv2_client
+    from appointments.adapters.event_bus import EventBusPublisher
+    from appointments.adapters.ses_mailer import SesMailer
+    from appointments.mail.render import render
+    from appointments.services.outbox_relay import OutboxRelay, RelayPolicy
+
+    config = settings()
+    branding = config.branding()
+    types = catalog()
+    return OutboxRelay(
+        store(),
+        SesMailer(sesv2_client()),
+        EventBusPublisher(events_client(), config.event_bus_name),
+        functools.partial(render, catalog=types, branding=branding),
+        clock(),
+        RelayPolicy(sender=config.mail_from, ops_alert_email=config.ops_alert_email),
+    )
 
 
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
     global _clock
     _clock = None
-    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office, sweeper):
+    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office, sweeper, outbox_relay):
         factory.cache_clear()

@@ -9,7 +9,9 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
 # Lambda retries the whole invocation; keep SDK retries short so a throttled call fails within the timeout.
@@ -26,3 +28,11 @@ def sqs_client() -> SQSClient:
 
 def secretsmanager_client() -> SecretsManagerClient:
     return boto3.client("secretsmanager", config=_CLIENT_CONFIG)
+
+
+def sesv2_client() -> SESV2Client:
+    return boto3.client("sesv2", config=_CLIENT_CONFIG)
+
+
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=_CLIENT_CONFIG)

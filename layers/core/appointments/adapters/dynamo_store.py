@@ -243,10 +243,7 @@ class DynamoAppointmentStore:
 
     def commit(self, change: Change) -> None:
         actions: list[TransactWriteItemTypeDef] = [self._appointment_put(change)]
-        actions += [
-            self._put_new(_history_item(change.after.id, change.after.version, i, e))
-            for i, e in enumerate(change.history)
-        ]
+        actions += [self._put_new(_history_item(change.after, i, e)) for i, e in enumerate(change.history)]
         actions += [self._put_new(self._mail_item(mail)) for mail in change.mails]
         first_ref = len(actions)
         actions += [self._put_new(_ref_item(ref, change.after.id), return_old=True) for ref in change.new_external_refs]
@@ -261,6 +258,8 @@ class DynamoAppointmentStore:
         for wait_key, delivery_id in change.released:
             key = {"PK": _s(_wait_pk(wait_key)), "SK": _s(_wait_sk(delivery_id))}
             actions.append({"Delete": {"TableName": self._table, "Key": key}})
+        if change.failed_mail is not None:
+            actions.append(self._mail_failed(change.after.id, *change.failed_mail))
         absorb_index = len(actions)
         if change.absorbed is not None:
             actions += self._absorb(change.absorbed, change.after.id)
@@ -292,18 +291,49 @@ class DynamoAppointmentStore:
         events = [CanonicalEvent.model_validate_json(item["doc"]["S"]) for item in items]
         return tuple(sorted(events, key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak)))
 
-    def mark_mail_sent(self, appointment_id: str, mail_key: str, at: datetime) -> bool:
+    def claim_mail(
+        self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime
+    ) -> OutboxMail | None:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_mail_key(appointment_id, mail_key),
+                UpdateExpression="SET #status = :sending, claim = :token, due_at = :lease, attempts = "
+                "if_not_exists(attempts, :zero) + :one",
+                # Pending and due, or sending with its lease (kept in due_at) run out: a crashed sender's mail.
+                ConditionExpression="#status IN (:pending, :sending) AND due_at <= :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":sending": _s(MailStatus.SENDING),
+                    ":pending": _s(MailStatus.PENDING),
+                    ":token": _s(token),
+                    ":lease": _s(key_time(lease_until)),
+                    ":now": _s(key_time(now)),
+                    ":zero": _n(0),
+                    ":one": _n(1),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return None
+            raise _translate(error) from error
+        return _mail_from(response["Attributes"])
+
+    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(f"MAIL#{mail_key}")},
-                UpdateExpression="SET #status = :sent, sent_at = :at REMOVE due_shard, due_at",
-                ConditionExpression="#status = :pending",
+                Key=_mail_key(appointment_id, mail_key),
+                UpdateExpression="SET #status = :sent, sent_at = :at, message_id = :id REMOVE due_shard, due_at, claim",
+                ConditionExpression="#status = :sending AND claim = :token",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":sent": _s(MailStatus.SENT),
-                    ":pending": _s(MailStatus.PENDING),
+                    ":sending": _s(MailStatus.SENDING),
+                    ":token": _s(token),
                     ":at": _s(at.astimezone(UTC).isoformat()),
+                    ":id": _s(message_id),
                 },
             )
         except ClientError as error:
@@ -311,6 +341,64 @@ class DynamoAppointmentStore:
                 return False
             raise _translate(error) from error
         return True
+
+    def release_mail(self, appointment_id: str, mail_key: str, *, token: str, retry_at: datetime) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_mail_key(appointment_id, mail_key),
+                UpdateExpression="SET #status = :pending, due_at = :retry REMOVE claim",
+                ConditionExpression="#status = :sending AND claim = :token",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":pending": _s(MailStatus.PENDING),
+                    ":sending": _s(MailStatus.SENDING),
+                    ":token": _s(token),
+                    ":retry": _s(key_time(retry_at)),
+                },
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":  # lost the claim: the new holder decides
+                raise _translate(error) from error
+
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
+                UpdateExpression="SET published_at = :at",
+                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(published_at)",
+                ExpressionAttributeValues={":at": _s(at.astimezone(UTC).isoformat())},
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
+    def unmark_published(self, appointment_id: str, history_key: str) -> None:
+        with _translated():
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
+                UpdateExpression="REMOVE published_at",
+            )
+
+    def _mail_failed(self, appointment_id: str, mail_key: str, token: str) -> TransactWriteItemTypeDef:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _mail_key(appointment_id, mail_key),
+                "UpdateExpression": "SET #status = :failed REMOVE due_shard, due_at, claim",
+                "ConditionExpression": "#status = :sending AND claim = :token",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":failed": _s(MailStatus.FAILED),
+                    ":sending": _s(MailStatus.SENDING),
+                    ":token": _s(token),
+                },
+            }
+        }
 
     def _absorb(self, absorbed: Appointment, into: str) -> list[TransactWriteItemTypeDef]:
         """Remove ``absorbed`` (as it was read) and hand its external ids and ticket link to ``into``."""
@@ -374,7 +462,7 @@ class DynamoAppointmentStore:
             "PK": _s(_appt_pk(mail.appointment_id)),
             "SK": _s(f"MAIL#{mail.key}"),
             "kind": _s("mail"),
-            "doc": _s(mail.model_dump_json(exclude={"status", "sent_at"})),
+            "doc": _s(mail.model_dump_json(exclude={"status", "sent_at", "attempts", "message_id"})),
             "status": _s(mail.status),
         }
         if mail.status is MailStatus.PENDING:
@@ -449,15 +537,41 @@ def _appointment_condition_error(change: Change, old_item: Mapping[str, Any] | N
     return VersionConflict(change.after.id, change.expected_version)
 
 
-def _history_item(
-    appointment_id: str, version: int, index: int, entry: HistoryEntry
-) -> dict[str, AttributeValueTypeDef]:
+def _history_item(appointment: Appointment, index: int, entry: HistoryEntry) -> dict[str, AttributeValueTypeDef]:
     return {
-        "PK": _s(_appt_pk(appointment_id)),
-        "SK": _s(f"H#{version:010d}#{index:03d}"),
+        "PK": _s(_appt_pk(appointment.id)),
+        "SK": _s(history_key(appointment.version, index)),
         "kind": _s("history"),
         "doc": _s(entry.model_dump_json()),
+        # The appointment as this entry left it: its domain event is built from this one item, so the two
+        # can never disagree.
+        "appointment": _s(json.dumps(appointment_summary(appointment))),
     }
+
+
+def history_key(version: int, index: int) -> str:
+    return f"H#{version:010d}#{index:03d}"
+
+
+def appointment_summary(appointment: Appointment) -> dict[str, Any]:
+    """What a consumer of the domain events needs to act without reading the table (no customer contact)."""
+    ticket = appointment.ticket
+    return {
+        "id": appointment.id,
+        "version": appointment.version,
+        "status": appointment.status.value,
+        "start": appointment.start.isoformat(),
+        "end": appointment.end.isoformat(),
+        "timezone": appointment.timezone,
+        "type": appointment.type,
+        "technicians": [t.id for t in appointment.technicians],
+        "ticket": None if ticket is None else ticket.model_dump(),
+        "external_ids": [str(ref) for ref in appointment.external_refs],
+    }
+
+
+def _mail_key(appointment_id: str, mail_key: str) -> dict[str, AttributeValueTypeDef]:
+    return {"PK": _s(_appt_pk(appointment_id)), "SK": _s(f"MAIL#{mail_key}")}
 
 
 def _ref_item(ref: ExternalRef, appointment_id: str) -> dict[str, AttributeValueTypeDef]:
@@ -493,6 +607,10 @@ def _mail_from(item: Mapping[str, Any]) -> OutboxMail:
     fields["status"] = item["status"]["S"]
     if "sent_at" in item:
         fields["sent_at"] = item["sent_at"]["S"]
+    if "attempts" in item:
+        fields["attempts"] = int(item["attempts"]["N"])
+    if "message_id" in item:
+        fields["message_id"] = item["message_id"]["S"]
     return OutboxMail.model_validate(fields)
 
 

@@ -42,6 +42,8 @@ class Record(StrEnum):
     NOTICE_SKIPPED = "notice_skipped"  # a notice whose purpose had passed when its check ran
     TYPE_UNMAPPED = "type_unmapped"  # a vendor type with no mapping: kept under the source's default
     AT_RISK = "at_risk"  # unassigned too close to the start for the rules to act: ops alerted
+    MAIL_FAILED = "mail_failed"  # a mail was refused for good (bounced address, rejected content): ops alerted
+    MAIL_BOUNCED = "mail_bounced"  # the mail service reported a bounce or complaint after sending
     UNASSIGNED_AT_START = "unassigned_at_start"  # the start came with nobody assigned: ops alerted, no no-show
 
 

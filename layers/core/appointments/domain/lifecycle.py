@@ -122,6 +122,8 @@ class Change:
     # Another appointment found to be the same booking (a reschedule chain delivered out of order): it is
     # removed in the same transaction and its external ids move to this one.
     absorbed: Appointment | None = None
+    # A claimed mail (key, claim token) this change records as failed for good, in the same transaction.
+    failed_mail: tuple[str, str] | None = None
 
     @property
     def expected_version(self) -> int | None:

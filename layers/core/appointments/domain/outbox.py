@@ -27,8 +27,10 @@ class MailKind(StrEnum):
 
 
 class MailStatus(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # waiting to be sent, or to be retried at its due time
+    SENDING = "sending"  # claimed by a sender until its lease ends
     SENT = "sent"
+    FAILED = "failed"  # refused for good (an address that does not exist): recorded in history, ops alerted
 
 
 class OutboxMail(Frozen):
@@ -42,6 +44,8 @@ class OutboxMail(Frozen):
     created_at: UtcDatetime
     status: MailStatus = MailStatus.PENDING
     sent_at: UtcDatetime | None = None
+    attempts: int = 0
+    message_id: str | None = None  # the mail service's id, once sent
 
     @classmethod
     def notice(
