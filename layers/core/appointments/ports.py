@@ -40,6 +40,9 @@ class OutgoingMail:
     html: str
     ics: str | None = None
     ics_method: str | None = None  # REQUEST or CANCEL
+    # Which outbox record it is: the mail service echoes these in its bounce and complaint notices.
+    appointment_id: str | None = None
+    mail_key: str | None = None
 
 
 class Mailer(Protocol):

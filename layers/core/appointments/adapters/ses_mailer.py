@@ -46,6 +46,8 @@ class SesMailer:
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
+        tags = {"appointment_id": mail.appointment_id, "mail_key": mail.mail_key}
+        request["EmailTags"] = [{"Name": name, "Value": _tag(value)} for name, value in tags.items() if value]
         try:
             response = self._client.send_email(**request)  # type: ignore[arg-type]
         except ClientError as error:
@@ -74,3 +76,22 @@ def mime(mail: OutgoingMail) -> EmailMessage:
             params={"method": mail.ics_method or "PUBLISH"},
         )
     return message
+
+
+def _tag(value: str) -> str:
+    # SES tag values allow letters, digits, "_", "-", "." and "@" only: every other byte is written "_xx".
+    safe = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.@")
+    return "".join(chr(b) if b in safe else f"_{b:02x}" for b in value.encode())[:256]
+
+
+def untag(value: str) -> str:
+    """A tag value as it was before ``_tag``: what a bounce notice's tags name."""
+    raw, i = bytearray(), 0
+    while i < len(value):
+        if value[i] == "_":
+            raw.append(int(value[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw.append(ord(value[i]))
+            i += 1
+    return raw.decode()

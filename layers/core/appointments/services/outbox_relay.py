@@ -143,6 +143,8 @@ class OutboxRelay:
                     html=rendered.html,
                     ics=rendered.ics,
                     ics_method=rendered.ics_method,
+                    appointment_id=appointment_id,
+                    mail_key=mail_key,
                 )
             )
         except MailThrottled:
