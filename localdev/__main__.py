@@ -142,6 +142,8 @@ def _print_banner(runner: Runner, server: LocalServer, config: RunnerConfig, sec
     lines += [f"  {line}" for line in runner.stream_subscriptions] or ["  (none)"]
     lines += ["", "Event bus rules (every event: /_local/events):"]
     lines += [f"  {line}" for line in runner.bus_rules] or ["  (none)"]
+    lines += ["", "SNS topics delivered to functions (SES bounces on request: POST /_local/ses/bounce):"]
+    lines += [f"  {line}" for line in runner.topic_subscriptions] or ["  (none)"]
     lines += ["", "Schedules, on the runner's clock:"]
     schedules = [f"  {item['function']}.{item['event']}: {item['expression']}" for item in runner.schedules]
     lines += schedules or ["  (none)"]

@@ -1,8 +1,8 @@
 """Create in moto every resource ``template.yaml`` declares, and resolve each function's environment.
 
 One routine for the integration tests (``mock_aws``) and the local runner (an embedded moto server):
-whichever endpoint boto3 is pointed at receives the same tables, queues, secrets, buses and SES
-identities, so both run the handlers against what the template says.
+whichever endpoint boto3 is pointed at receives the same tables, queues, secrets, buses, topics, SES
+identities and configuration sets, so both run the handlers against what the template says.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from localdev.template import (
     event_buses,
     resolve,
     secrets,
+    ses_configuration_sets,
     ses_identities,
+    sns_topics,
     sqs_queues,
 )
 
@@ -34,7 +36,8 @@ ACCOUNT_ID = "123456789012"  # moto's default account: every ARN the local tools
 
 @dataclass(frozen=True)
 class Provisioned:
-    physical: dict[str, str]  # logical id → what !Ref gives: table name, queue URL, secret ARN, bus name
+    physical: dict[str, str]  # logical id → what !Ref gives: table name, queue URL, secret ARN, bus name,
+    # topic ARN, configuration set name
     queue_arns: dict[str, str]  # logical id → queue ARN
     dead_letter_queues: frozenset[str]  # logical ids of the queues others redrive to
     parameters: dict[str, str] = field(default_factory=dict)
@@ -64,7 +67,9 @@ def provision(
     queue_arns, dead_letter_queues = _create_queues(template, physical)
     _create_secrets(template, physical, secret_values)
     _create_buses(template, physical)
+    _create_topics(template, physical)
     _verify_identities(template, parameters, physical, senders)
+    _create_configuration_sets(template, physical)
     return Provisioned(
         physical=physical,
         queue_arns=queue_arns,
@@ -128,6 +133,21 @@ def _create_buses(template: dict[str, Any], physical: dict[str, str]) -> None:
     events = boto3.client("events", region_name=REGION)
     for logical_id, name in event_buses(template).items():
         events.create_event_bus(Name=name)
+        physical[logical_id] = name
+
+
+def _create_topics(template: dict[str, Any], physical: dict[str, str]) -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    for logical_id, name in sns_topics(template).items():
+        physical[logical_id] = sns.create_topic(Name=name)["TopicArn"]  # what !Ref gives: the ARN
+
+
+def _create_configuration_sets(template: dict[str, Any], physical: dict[str, str]) -> None:
+    """Each configuration set, by name (what !Ref gives). moto's SES takes a set's name on every send and
+    keeps neither it nor the tags: the runner's SES tap (``localdev.ses``) records both for the mail it sent."""
+    sesv2 = boto3.client("sesv2", region_name=REGION)
+    for logical_id, name in ses_configuration_sets(template).items():
+        sesv2.create_configuration_set(ConfigurationSetName=name)
         physical[logical_id] = name
 
 

@@ -1,7 +1,8 @@
 """The runner: the template's functions wired to an embedded moto server, a gateway, a pump and a scheduler.
 
-The pump is Lambda's event sources: SQS queues, DynamoDB streams (``localdev.streams``) and event
-buses (``localdev.eventbridge``).
+The pump is Lambda's event sources: SQS queues, DynamoDB streams (``localdev.streams``), event
+buses (``localdev.eventbridge``) and SNS topics (``localdev.sns``). SES's event publishing (a bounce or
+complaint about a mail the runner's SES took, on request) is ``localdev.ses``.
 
 Everything runs in this process on 127.0.0.1. Functions run one at a time (a lock), with the
 template's environment applied and the runner's clock as every service's clock. Where Lambda's
@@ -10,6 +11,7 @@ behaviour is emulated rather than reproduced, the docstring says how.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from localdev import streams
+from localdev import sns, streams
 from localdev.apigw import (
     HttpRequest,
     HttpResponse,
@@ -41,6 +43,7 @@ from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
 from localdev.resources import ACCOUNT_ID, REGION, provision
 from localdev.schedule import ScheduleError, parse_schedule
+from localdev.ses import BOUNCES, FeedbackRefused, SesTap, feedback_record
 from localdev.signing import DEV_SECRETS
 from localdev.sqs import record_of_message
 from localdev.template import (
@@ -51,6 +54,7 @@ from localdev.template import (
     load_template,
     parameter_defaults,
     secrets,
+    ses_event_destinations,
 )
 
 if TYPE_CHECKING:
@@ -114,19 +118,29 @@ class _Schedule:
 
 @dataclass(frozen=True)
 class Handled:
-    """What the pump handed to functions, retries included: queue messages, stream records, bus events."""
+    """What the pump handed to functions, retries included: queue messages, stream records, bus events and
+    topic notifications."""
 
     messages: int = 0
     stream_records: int = 0
     events: int = 0
+    notifications: int = 0
 
     def __add__(self, other: Handled) -> Handled:
         return Handled(
-            self.messages + other.messages, self.stream_records + other.stream_records, self.events + other.events
+            self.messages + other.messages,
+            self.stream_records + other.stream_records,
+            self.events + other.events,
+            self.notifications + other.notifications,
         )
 
     def as_json(self) -> dict[str, int]:
-        return {"handled": self.messages, "stream_records": self.stream_records, "events": self.events}
+        return {
+            "handled": self.messages,
+            "stream_records": self.stream_records,
+            "events": self.events,
+            "notifications": self.notifications,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,9 +151,12 @@ class SentMail:
     text: str | None
     html: str | None
     sent_at: datetime
+    message_id: str = ""  # the id SES answered
+    headers: tuple[tuple[str, str], ...] = ()  # the top-level headers, as SES's event records list them
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "message_id": self.message_id,
             "to": list(self.to),
             "from": self.sender,
             "subject": self.subject,
@@ -166,6 +183,9 @@ class Runner:
         self._schedules = self._parse_schedules()
         self._streams = self._stream_mappings()
         self._rule_targets = self._parse_rules()
+        self._topics = self._topic_mappings()
+        self._ses_destinations = ses_event_destinations(self._template)
+        self._ses_tap = SesTap()
         self._tap_lock = threading.Lock()  # one drain of the event tap at a time, so the log keeps put order
         self._tap_url = ""
         self._events: list[BusEvent] = []  # every event put on a bus, oldest first
@@ -192,6 +212,7 @@ class Runner:
         for path in layer_paths(self._template, root=self._root):
             if str(path) not in sys.path:
                 sys.path.insert(0, str(path))
+        self._ses_tap.install()  # before any function makes its SES client
         self._provision()
         _wiring().use_clock(self.clock)
         for logical_id, spec in self._specs.items():
@@ -221,6 +242,7 @@ class Runner:
                 self.settle()
             except Exception:
                 traceback.print_exc()
+        self._ses_tap.uninstall()
         if self._handlers:
             _wiring().reset()
         if self._moto is not None:
@@ -243,6 +265,7 @@ class Runner:
             self._provision()
             self._mail.clear()
             self._seen_mail = 0
+            self._ses_tap.clear()
             with self._tap_lock:
                 self._events.clear()
                 self._event_backlog.clear()
@@ -273,6 +296,8 @@ class Runner:
             subscription = mapping.subscription
             stream_arn = self._provisioned.stream_arns[subscription.table]
             mapping.cursor = streams.StreamCursor(client, stream_arn, subscription.starting_position)
+        for topic in self._topics:
+            topic.install(self._provisioned.physical[topic.subscription.topic])
 
     def _shared_environment(self, provisioned: Provisioned) -> dict[str, str]:
         """One process has one environment: every function must agree, except on POWERTOOLS_* names."""
@@ -326,6 +351,21 @@ class Runner:
                     raise StartupError(f"Resources.{spec.logical_id}.Properties.Events.{rule.event}.{error}") from None
         return targets
 
+    def _topic_mappings(self) -> list[sns.TopicMapping]:
+        mappings: list[sns.TopicMapping] = []
+        for spec in self._specs.values():
+            queue = spec.dead_letter_queue
+            dead_letter = None if queue is None else functools.partial(self._dead_letter, queue)
+            mappings.extend(
+                sns.TopicMapping(subscription, retries=spec.async_retries, dead_letter=dead_letter)
+                for subscription in spec.topics
+            )
+        return mappings
+
+    def _dead_letter(self, queue: str, event: dict[str, Any], error: str) -> None:
+        """An asynchronous invocation Lambda gave up on, in the function's DeadLetterQueue."""
+        sns.dead_letter_message(self.provisioned.physical[queue], event, error)
+
     @property
     def provisioned(self) -> Provisioned:
         if self._provisioned is None:
@@ -352,6 +392,10 @@ class Runner:
     @property
     def bus_rules(self) -> list[str]:
         return [target.describe() for target in self._rule_targets]
+
+    @property
+    def topic_subscriptions(self) -> list[str]:
+        return [topic.describe() for topic in self._topics]
 
     @property
     def function_names(self) -> list[str]:
@@ -446,7 +490,16 @@ class Runner:
         messages = self._pump_queues()
         read, delivered = self._pump_streams()
         events, dispatched = self._pump_events()
-        return Handled(messages, delivered, dispatched), messages + read + events > 0
+        published, notified = self._pump_topics()
+        return Handled(messages, delivered, dispatched, notified), messages + read + events + published > 0
+
+    def _pump_topics(self) -> tuple[int, int]:
+        """Each SNS message published since the last pass, to its subscribers: (messages read, invocations)."""
+        read = invocations = 0
+        for topic in self._topics:
+            topic_read, topic_invocations = topic.pump(self.invoke)
+            read, invocations = read + topic_read, invocations + topic_invocations
+        return read, invocations
 
     def _pump_streams(self) -> tuple[int, int]:
         read = delivered = 0
@@ -553,6 +606,8 @@ class Runner:
             )["Attributes"]
             if any(int(count) for count in attributes.values()):
                 return False
+        if any(topic.pending() for topic in self._topics):
+            return False
         with self._tap_lock:
             return not self._event_backlog
 
@@ -622,6 +677,78 @@ class Runner:
             self._collect_mail()
             return list(self._mail)
 
+    # -- SES event publishing ----------------------------------------------------------------------
+
+    def ses_feedback(
+        self,
+        event_type: str,
+        *,
+        message_id: str | None = None,
+        to: str | None = None,
+        bounce_type: str = "Permanent",
+        bounce_subtype: str | None = None,
+        complaint_type: str = "abuse",
+    ) -> dict[str, Any]:
+        """Publish what SES would about a mail it took: a ``Bounce`` or a ``Complaint``, to the SNS topic of
+        every event destination of the mail's configuration set that takes it. The mail is the one SES
+        answered ``message_id`` for, or the latest sent to ``to`` (then only that address is concerned).
+        Delivered on the next pump pass (``settle`` waits for it)."""
+        if event_type not in ("Bounce", "Complaint"):
+            raise ValueError(f"SES publishes no {event_type!r} here")
+        if event_type == "Bounce" and bounce_type not in BOUNCES:
+            raise FeedbackRefused(422, "type", f"must be one of {', '.join(BOUNCES)}")
+        mail = self._sent(message_id, to)
+        request = self._ses_tap.request(mail.message_id)
+        configuration_set = request.configuration_set if request is not None else None
+        if configuration_set is None:
+            raise FeedbackRefused(
+                409, None, "that mail was sent without a configuration set: SES publishes no events about it"
+            )
+        matching = event_type.lower()
+        destinations = [
+            d for d in self._ses_destinations if d.configuration_set == configuration_set and matching in d.event_types
+        ]
+        if not destinations:
+            raise FeedbackRefused(
+                409, None, f"configuration set {configuration_set!r} has no SNS event destination for {matching} events"
+            )
+        recipients = mail.to if to is None else tuple(a for a in mail.to if a.lower() == to.strip().lower())
+        record = feedback_record(
+            event_type,
+            mail,
+            request,
+            at=self.clock.now(),
+            recipients=recipients,
+            bounce_type=bounce_type,
+            bounce_subtype=bounce_subtype,
+            complaint_type=complaint_type,
+        )
+        client = boto3.client("sns", region_name=REGION)
+        published = []
+        for destination in destinations:
+            topic_arn = self.provisioned.physical[destination.topic]
+            sent = client.publish(TopicArn=topic_arn, Message=json.dumps(record))
+            published.append({"destination": destination.name, "topic": topic_arn, "sns_message_id": sent["MessageId"]})
+        return {
+            "event_type": event_type,
+            "message_id": mail.message_id,
+            "recipients": list(recipients),
+            "published": published,
+        }
+
+    def _sent(self, message_id: str | None, to: str | None) -> SentMail:
+        mail = self.outbox
+        if message_id is not None:
+            found = next((m for m in mail if m.message_id == message_id), None)
+            if found is None:
+                raise FeedbackRefused(404, "message_id", "the runner's SES sent no mail with that id")
+            return found
+        wanted = (to or "").strip().lower()
+        found = next((m for m in reversed(mail) if wanted in (a.lower() for a in m.to)), None)
+        if found is None:
+            raise FeedbackRefused(404, "to", "the runner's SES sent no mail to that address")
+        return found
+
 
 def _wiring() -> Any:
     """The package's composition root, importable once the template's layers are on the path.
@@ -672,10 +799,13 @@ def _sent_mail(message: Any, at: datetime) -> SentMail:
             # moto lists a recipient once per header and once per Destination: each is mailed once.
             to=tuple(dict.fromkeys(str(a) for a in getattr(message, "destinations", []) or [parsed.get("To", "")])),
             sender=str(parsed.get("From", getattr(message, "source", ""))),
-            subject=str(parsed.get("Subject", "")),
+            # A subject over one 78-character line is folded right after "Subject:"; the parser keeps that space.
+            subject=str(parsed.get("Subject", "")).lstrip(),
             text=text_part.get_content() if text_part is not None else None,
             html=html_part.get_content() if html_part is not None else None,
             sent_at=at,
+            message_id=str(getattr(message, "id", "")),
+            headers=tuple((name, str(value)) for name, value in parsed.items()),
         )
     destinations = getattr(message, "destinations", {}) or {}
     to = destinations.get("ToAddresses", []) if isinstance(destinations, dict) else list(destinations)
@@ -688,6 +818,7 @@ def _sent_mail(message: Any, at: datetime) -> SentMail:
         text=None if html is not None else body,
         html=html,
         sent_at=at,
+        message_id=str(getattr(message, "id", "")),
     )
 
 

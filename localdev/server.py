@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
 from localdev.gate import Gate
 from localdev.runner import MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
+from localdev.ses import BOUNCES, FeedbackRefused
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -257,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/_local/outbox"): lambda: {"items": [mail.as_json() for mail in runner.outbox]},
             ("GET", "/_local/schedules"): lambda: {"items": runner.schedules},
             ("GET", "/_local/events"): lambda: {"items": [event.as_json() for event in runner.bus_events]},
+            ("POST", "/_local/ses/bounce"): lambda: self._ses_feedback("Bounce", body),
+            ("POST", "/_local/ses/complaint"): lambda: self._ses_feedback("Complaint", body),
         }
         action = routes.get((self.command, path))
         if action is None:
@@ -285,7 +288,32 @@ class _Handler(BaseHTTPRequestHandler):
             "schedules": runner.schedules,
             "streams": runner.stream_subscriptions,
             "rules": runner.bus_rules,
+            "topics": runner.topic_subscriptions,
         }
+
+    def _ses_feedback(self, event_type: str, body: bytes) -> dict[str, Any]:
+        """Publish the bounce or complaint SES would about one mail it took: ``{"message_id"}`` or ``{"to"}``."""
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            raise LocalRequestError(400, "body", 'must be JSON: {"message_id": ...} or {"to": ...}') from None
+        if not isinstance(document, dict) or ("message_id" in document) == ("to" in document):
+            raise LocalRequestError(422, "body", "give exactly one of message_id or to")
+        for name in ("message_id", "to", "subtype", "type", "feedback_type"):
+            if name in document and (not isinstance(document[name], str) or not document[name].strip()):
+                raise LocalRequestError(422, name, "must be a non-empty string")
+        options: dict[str, Any] = {"message_id": document.get("message_id"), "to": document.get("to")}
+        if event_type == "Bounce":
+            bounce_type = document.get("type", "Permanent")
+            if bounce_type not in BOUNCES:
+                raise LocalRequestError(422, "type", f"must be one of {', '.join(BOUNCES)}")
+            options |= {"bounce_type": bounce_type, "bounce_subtype": document.get("subtype")}
+        else:
+            options["complaint_type"] = document.get("feedback_type", "abuse")
+        try:
+            return self.server.runner.ses_feedback(event_type, **options)
+        except FeedbackRefused as refused:
+            raise LocalRequestError(refused.status, refused.field or "body", refused.message) from None
 
     def _move_clock(self, body: bytes) -> dict[str, Any]:
         runner = self.server.runner

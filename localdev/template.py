@@ -160,6 +160,17 @@ class BusRule:
 
 
 @dataclass(frozen=True)
+class TopicSubscription:
+    """An ``SNS`` event: the function subscribed to a topic; SNS invokes it asynchronously, once per message."""
+
+    function: str
+    event: str
+    topic: str  # logical id of the AWS::SNS::Topic
+    filter_policy: str | None  # the subscription's FilterPolicy (JSON text), if any
+    filter_policy_scope: str  # MessageAttributes (SNS's default) or MessageBody
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_uri: Path
@@ -172,7 +183,9 @@ class FunctionSpec:
     schedules: tuple[ScheduledInvocation, ...] = ()
     streams: tuple[StreamSubscription, ...] = ()
     rules: tuple[BusRule, ...] = ()
+    topics: tuple[TopicSubscription, ...] = ()
     async_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts: retries of an asynchronous invocation
+    dead_letter_queue: str | None = None  # logical id of the SQS queue of the function's DeadLetterQueue
 
 
 _QUEUE_ATTRIBUTES = {
@@ -236,6 +249,7 @@ def functions(template: dict[str, Any], *, root: Path | None = None) -> list[Fun
         }
         events = _events(template, logical_id, properties.get("Events", {}))
         invoke_config = properties.get("EventInvokeConfig", defaults.get("EventInvokeConfig", {}))
+        dead_letter = properties.get("DeadLetterQueue", defaults.get("DeadLetterQueue"))
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -249,7 +263,11 @@ def functions(template: dict[str, Any], *, root: Path | None = None) -> list[Fun
                 schedules=tuple(events.schedules),
                 streams=tuple(events.streams),
                 rules=tuple(events.rules),
+                topics=tuple(events.topics),
                 async_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+                dead_letter_queue=_dead_letter_queue(
+                    template, dead_letter, f"Resources.{logical_id}.Properties.DeadLetterQueue"
+                ),
             )
         )
     return specs
@@ -265,9 +283,10 @@ class _FunctionEvents:
     schedules: list[ScheduledInvocation] = field(default_factory=list)
     streams: list[StreamSubscription] = field(default_factory=list)
     rules: list[BusRule] = field(default_factory=list)
+    topics: list[TopicSubscription] = field(default_factory=list)
 
 
-_EMULATED_EVENTS = "Api, SQS, Schedule, ScheduleV2, DynamoDB, EventBridgeRule"
+_EMULATED_EVENTS = "Api, SQS, Schedule, ScheduleV2, DynamoDB, EventBridgeRule, SNS"
 
 
 def _events(template: dict[str, Any], function: str, events: dict[str, Any]) -> _FunctionEvents:
@@ -291,6 +310,8 @@ def _events(template: dict[str, Any], function: str, events: dict[str, Any]) -> 
             rule = _bus_rule(template, function, name, properties, where)
             if rule is not None:
                 found.rules.append(rule)
+        elif kind == "SNS":
+            found.topics.append(_topic_subscription(template, function, name, properties, where))
         else:
             raise TemplateError(f"{where}: event type {kind!r} is not emulated ({_EMULATED_EVENTS} are)")
     return found
@@ -506,6 +527,115 @@ def _bus_name(template: dict[str, Any], value: Any, where: str) -> str:
     if logical_id not in buses:
         raise TemplateError(f"{where}: {logical_id} is not an AWS::Events::EventBus")
     return buses[logical_id]
+
+
+# Accepted and without effect locally: the region is the runner's, and SNS's delivery to the function (what a
+# subscription's RedrivePolicy catches) never fails here.
+_SNS_IGNORED = frozenset({"Region", "RedrivePolicy"})
+
+
+def _topic_subscription(
+    template: dict[str, Any], function: str, name: str, properties: dict[str, Any], where: str
+) -> TopicSubscription:
+    unknown = set(properties) - {"Topic", "FilterPolicy", "FilterPolicyScope"} - _SNS_IGNORED
+    if unknown:
+        raise TemplateError(f"{where}: {', '.join(sorted(unknown))} not emulated by the local topics")
+    topic = _logical_id(properties.get("Topic"), None, f"{where}.Topic")
+    if topic not in sns_topics(template):
+        raise TemplateError(f"{where}.Topic: {topic} is not an AWS::SNS::Topic")
+    policy = properties.get("FilterPolicy")
+    if policy is not None and (not isinstance(policy, dict) or not policy):
+        raise TemplateError(f"{where}.FilterPolicy: must be a filter policy (a mapping)")
+    scope = properties.get("FilterPolicyScope", "MessageAttributes")
+    if scope not in ("MessageAttributes", "MessageBody"):
+        raise TemplateError(f"{where}.FilterPolicyScope: must be MessageAttributes or MessageBody, not {scope!r}")
+    return TopicSubscription(
+        function=function,
+        event=name,
+        topic=topic,
+        filter_policy=None if policy is None else json.dumps(policy),
+        filter_policy_scope=scope,
+    )
+
+
+def _dead_letter_queue(template: dict[str, Any], config: Any, where: str) -> str | None:
+    """The logical id of a function's ``DeadLetterQueue`` (``{Type: SQS, TargetArn: !GetAtt <Queue>.Arn}``)."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or config.get("Type") != "SQS":
+        raise TemplateError(f"{where}: only an SQS dead-letter queue (Type: SQS) is emulated")
+    queue = _logical_id(config.get("TargetArn"), "Arn", f"{where}.TargetArn")
+    if template.get("Resources", {}).get(queue, {}).get("Type") != "AWS::SQS::Queue":
+        raise TemplateError(f"{where}.TargetArn: {queue} is not an AWS::SQS::Queue")
+    return queue
+
+
+def sns_topics(template: dict[str, Any]) -> dict[str, str]:
+    """Logical id → name of every standard ``AWS::SNS::Topic`` (the name defaults to the logical id)."""
+    topics = {}
+    for logical_id, resource in resources_of_type(template, "AWS::SNS::Topic").items():
+        properties = resource.get("Properties", {})
+        where = f"Resources.{logical_id}.Properties"
+        if properties.get("FifoTopic") in (True, "true"):
+            raise TemplateError(f"{where}.FifoTopic: FIFO topics are not emulated by the local topics")
+        topics[logical_id] = _pseudo_sub(properties.get("TopicName", logical_id), f"{where}.TopicName")
+    return topics
+
+
+@dataclass(frozen=True)
+class SesEventDestination:
+    """An ``AWS::SES::ConfigurationSetEventDestination`` that publishes to an SNS topic."""
+
+    logical_id: str
+    configuration_set: str  # the configuration set's name
+    name: str
+    event_types: frozenset[str]  # SES's MatchingEventTypes, lower case: bounce, complaint, reject, ...
+    topic: str  # logical id of the AWS::SNS::Topic
+
+
+def ses_configuration_sets(template: dict[str, Any]) -> dict[str, str]:
+    """Logical id → name of every ``AWS::SES::ConfigurationSet`` (the name defaults to the logical id)."""
+    return {
+        logical_id: _pseudo_sub(
+            resource.get("Properties", {}).get("Name", logical_id), f"Resources.{logical_id}.Properties.Name"
+        )
+        for logical_id, resource in resources_of_type(template, "AWS::SES::ConfigurationSet").items()
+    }
+
+
+def ses_event_destinations(template: dict[str, Any]) -> list[SesEventDestination]:
+    """Every enabled event destination with an ``SnsDestination``; the others (CloudWatch, Firehose, EventBridge)
+    publish nothing locally."""
+    sets = ses_configuration_sets(template)
+    found = []
+    for logical_id, resource in resources_of_type(template, "AWS::SES::ConfigurationSetEventDestination").items():
+        properties = resource.get("Properties", {})
+        where = f"Resources.{logical_id}.Properties"
+        destination = properties.get("EventDestination", {})
+        sns = destination.get("SnsDestination")
+        if sns is None or destination.get("Enabled", False) is not True:
+            continue
+        named = properties.get("ConfigurationSetName")
+        if isinstance(named, str):
+            configuration_set = named
+        else:
+            referenced = _logical_id(named, None, f"{where}.ConfigurationSetName")
+            if referenced not in sets:
+                raise TemplateError(f"{where}.ConfigurationSetName: {referenced} is not an AWS::SES::ConfigurationSet")
+            configuration_set = sets[referenced]
+        topic = _logical_id(sns.get("TopicARN"), None, f"{where}.EventDestination.SnsDestination.TopicARN")
+        if topic not in sns_topics(template):
+            raise TemplateError(f"{where}.EventDestination.SnsDestination.TopicARN: {topic} is not an AWS::SNS::Topic")
+        found.append(
+            SesEventDestination(
+                logical_id=logical_id,
+                configuration_set=configuration_set,
+                name=str(destination.get("Name", logical_id)),
+                event_types=frozenset(str(t).lower() for t in destination.get("MatchingEventTypes", ())),
+                topic=topic,
+            )
+        )
+    return found
 
 
 def layer_paths(template: dict[str, Any], *, root: Path | None = None) -> list[Path]:

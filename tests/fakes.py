@@ -171,12 +171,21 @@ class InMemoryAppointmentStore:
         self.mail_claims[(appointment_id, mail_key)] = (token, lease_until)
         return claimed
 
-    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
+    def finish_mail(
+        self,
+        appointment_id: str,
+        mail_key: str,
+        *,
+        token: str,
+        at: datetime,
+        message_id: str,
+        status: MailStatus = MailStatus.SENT,
+    ) -> bool:
         if not self._holds(appointment_id, mail_key, token):
             return False
         mail = self.mails[appointment_id][mail_key]
         self.mails[appointment_id][mail_key] = mail.model_copy(
-            update={"status": MailStatus.SENT, "sent_at": at, "message_id": message_id}
+            update={"status": status, "sent_at": at, "message_id": message_id}
         )
         del self.mail_claims[(appointment_id, mail_key)]
         return True

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from appointments import wiring
 from appointments.observability import logger, metrics, tracer
-from appointments.services.outbox_relay import history_record, mail_item
+from appointments.services.outbox_relay import Sent, history_record, mail_item
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# A mail another sender holds or has sent (a replayed record, the sweeper first) counts as nothing.
+_MAIL_METRICS = {Sent.SENT: "MailsSent", Sent.RETRY: "MailsRetried", Sent.FAILED: "MailsFailed"}
 
 
 @tracer.capture_method(capture_response=False)
@@ -24,13 +27,16 @@ def relay_record(record: DynamoDBRecord) -> None:
     new_image: dict[str, Any] = record.raw_event.get("dynamodb", {}).get("NewImage", {})
     relay = wiring.outbox_relay()
     if (mail := mail_item(new_image)) is not None:
-        relay.send(*mail)
+        if (metric := _MAIL_METRICS.get(relay.send(*mail))) is not None:
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     elif (entry := history_record(new_image)) is not None:
-        relay.publish([entry])
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=relay.publish([entry]))
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # Always one metric: Powertools warns on every invocation that publishes none.
+    metrics.add_metric(name="OutboxRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     return process_partial_response(event=event, record_handler=relay_record, processor=processor, context=context)

@@ -153,7 +153,7 @@ def test_settle_waits_for_the_stream_and_for_what_it_leads_to(stack: LocalRunner
     # Then the row went through the stream to the relay (and the audit), and its event through the bus
     assert (deliveries("relay#m1"), deliveries("notice#m1")) == (1, 1)
     assert audit_log() == ["INSERT m1"]
-    assert handled == {"handled": 0, "stream_records": 2, "events": 1}
+    assert handled == {"handled": 0, "stream_records": 2, "events": 1, "notifications": 0}
 
 
 def test_a_failed_record_is_retried_from_it_and_the_records_before_it_are_not(stack: LocalRunner) -> None:

@@ -135,3 +135,28 @@ def test_docs_events_lists_every_history_action_as_an_event_type() -> None:
     document = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
     missing = [a.value for a in (*Action, *Record) if f"`appointment.{a.value}`" not in document]
     assert missing == []
+
+
+def test_bounces_complaints_and_rejects_of_every_mail_reach_the_mail_feedback_function() -> None:
+    from localdev.template import functions, ses_event_destinations
+
+    template = load_template()
+    resources = template["Resources"]
+    # Every function sends through the product's configuration set
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["MAIL_CONFIGURATION_SET"] == {"Ref": "MailConfigurationSet"}
+    # whose event destination publishes what a dispatcher must know to the feedback topic
+    [destination] = ses_event_destinations(template)
+    assert (destination.configuration_set, destination.topic) == ("local-mail", "MailFeedbackTopic")
+    assert destination.event_types == {"bounce", "complaint", "reject"}
+    # which SES may publish to for that configuration set only
+    [statement] = resources["MailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "ses.amazonaws.com"}, "sns:Publish")
+    assert (
+        "configuration-set/${MailConfigurationSet}"
+        in statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    )
+    # and the function reads, keeping what it gives up on
+    spec = {s.logical_id: s for s in functions(template)}["MailFeedbackFunction"]
+    assert [topic.topic for topic in spec.topics] == ["MailFeedbackTopic"]
+    assert spec.dead_letter_queue == "MailFeedbackDeadLetterQueue"

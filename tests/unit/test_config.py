@@ -113,3 +113,10 @@ def test_autotask_statuses_are_read() -> None:
 def test_a_bad_autotask_status_is_a_config_error(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Settings.from_environ({**BASE, **environ})
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), ("  ", None), ("desk-mail", "desk-mail")])
+def test_the_mail_configuration_set_is_optional(value: str | None, expected: str | None) -> None:
+    # Unset or blank: mail goes out without one (SES then publishes no bounce or complaint events)
+    environ = BASE if value is None else {**BASE, "MAIL_CONFIGURATION_SET": value}
+    assert Settings.from_environ(environ).mail_configuration_set == expected

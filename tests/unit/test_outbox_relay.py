@@ -11,6 +11,7 @@ import pytest
 from appointments.adapters.clock import ManualClock
 from appointments.domain import lifecycle
 from appointments.domain.history import Record
+from appointments.domain.model import CancelledBy
 from appointments.domain.outbox import MailKind, MailStatus, OutboxMail
 from appointments.errors import EventsUnavailable, MailRejected, MailThrottled
 from appointments.mail.render import RenderedMail
@@ -202,3 +203,21 @@ def test_an_event_the_bus_refuses_is_unmarked_so_the_retried_record_publishes_it
     bus.fail = False
     assert relay.publish(records) == 1
     assert len(bus.events) == 1
+
+
+def test_a_confirmation_that_waited_past_a_cancellation_is_skipped_not_sent() -> None:
+    # Given a confirmation throttled once, then the appointment cancelled before the retry
+    store, mailer = InMemoryAppointmentStore(), ScriptedMailer(MailThrottled("slow"))
+    appointment_id, key = booked_with_confirmation(store)
+    clock = ManualClock(NOW)
+    relay = a_relay(store, mailer, clock=clock)
+    assert relay.send(appointment_id, key) is Sent.RETRY
+    cancelled = lifecycle.cancel(store.get(appointment_id), by=CancelledBy.CUSTOMER, reason="x", at=NOW, actor=OPS)
+    store.commit(cancelled)
+    # When the retry comes due
+    clock.advance(timedelta(minutes=1))
+    # Then "confirmed" never follows "cancelled": the mail is skipped, and says so
+    assert relay.send(appointment_id, key) is Sent.SKIPPED
+    assert mailer.sent == []
+    [mail] = [m for m in store.load(appointment_id).mails if m.key == key]
+    assert mail.status is MailStatus.SKIPPED

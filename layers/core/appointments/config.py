@@ -53,6 +53,9 @@ class Settings(BaseModel):
         72.0, alias="UNMATCHED_EVENT_RETENTION_HOURS"
     )
     mail_from: Email = Field(alias="MAIL_FROM")
+    # The SES configuration set every mail is sent through: its event destination reports bounces,
+    # complaints and rejects (tagged with the mail's appointment and key) to the mail feedback function.
+    mail_configuration_set: str | None = Field(None, alias="MAIL_CONFIGURATION_SET", max_length=64)
     # The custom bus every change is published to as a domain event.
     event_bus_name: str = Field("", alias="EVENT_BUS_NAME")
     ops_alert_email: Email = Field(alias="OPS_ALERT_EMAIL")
@@ -79,7 +82,7 @@ class Settings(BaseModel):
     # Where customers rebook, reschedule or cancel when an appointment has no links of its own.
     booking_base_url: str | None = Field(None, alias="BOOKING_BASE_URL", max_length=2000)
 
-    @field_validator("calcom_booking_base_url", "autotask_no_show_status_id", mode="before")
+    @field_validator("calcom_booking_base_url", "autotask_no_show_status_id", "mail_configuration_set", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

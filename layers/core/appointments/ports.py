@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from appointments.domain.history import HistoryEntry
     from appointments.domain.lifecycle import Change
     from appointments.domain.model import Appointment, ExternalRef, TicketRef
-    from appointments.domain.outbox import OutboxMail
+    from appointments.domain.outbox import MailStatus, OutboxMail
 
 
 class SecretSource(Protocol):
@@ -48,6 +48,35 @@ class OutgoingMail:
 class Mailer(Protocol):
     def send(self, mail: OutgoingMail) -> str:
         """Send; the service's message id. Raises ``MailThrottled`` (retry later) or ``MailRejected`` (never)."""
+        ...
+
+
+class Feedback(StrEnum):
+    """What the mail service reported about a mail after it took it."""
+
+    BOUNCE = "bounce"  # permanent (or undetermined): the address does not take mail
+    SOFT_BOUNCE = "soft_bounce"  # transient: the service stopped retrying; the address may take mail later
+    COMPLAINT = "complaint"  # the recipient reported the mail (as spam, fraud, ...)
+    REJECT = "reject"  # the service refused to deliver it (a virus)
+
+
+@dataclass(frozen=True)
+class MailNotice:
+    """One report of the mail service about one mail it took, named by the mail's tags."""
+
+    feedback: Feedback
+    appointment_id: str
+    mail_key: str
+    message_id: str  # the id the service answered when it took the mail
+    event_type: str  # the service's own name for the report (Bounce, Complaint, Reject)
+    cause: str  # the service's words for why (Permanent/General, abuse, Bad content)
+    recipients: tuple[str, ...] = ()  # the addresses concerned
+    facts: dict[str, str] = field(default_factory=dict)  # bounce_type, bounce_subtype, complaint_type, diagnostic
+
+
+class NoticeReader(Protocol):
+    def __call__(self, text: str) -> MailNotice | None:
+        """The notice in ``text`` (as the mail service published it), or None: not ours, of no concern, unreadable."""
         ...
 
 
@@ -159,8 +188,18 @@ class AppointmentStore(Protocol):
         or it is sent or failed. While claimed it stays in the due index at ``lease_until`` (a crash is retried)."""
         ...
 
-    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
-        """Mark a claimed mail sent; False when the claim was lost (its lease ran out and another took it)."""
+    def finish_mail(
+        self,
+        appointment_id: str,
+        mail_key: str,
+        *,
+        token: str,
+        at: datetime,
+        message_id: str,
+        status: MailStatus = ...,
+    ) -> bool:
+        """Mark a claimed mail sent (or ``SKIPPED``); False when the claim was lost (its lease ran out and
+        another took it)."""
         ...
 
     def release_mail(self, appointment_id: str, mail_key: str, *, token: str, retry_at: datetime) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from appointments.ports import AppointmentStore, Clock
     from appointments.services.back_office import BackOffice
     from appointments.services.ingress import WebhookIngress
+    from appointments.services.mail_feedback import MailFeedback
     from appointments.services.outbox_relay import OutboxRelay
     from appointments.services.processor import EventProcessor
     from appointments.services.sweeper import Sweeper
@@ -154,7 +155,7 @@ def outbox_relay() -> OutboxRelay:
     types = catalog()
     return OutboxRelay(
         store(),
-        SesMailer(sesv2_client()),
+        SesMailer(sesv2_client(), configuration_set=config.mail_configuration_set),
         EventBusPublisher(events_client(), config.event_bus_name),
         functools.partial(render, catalog=types, branding=branding),
         clock(),
@@ -162,9 +163,28 @@ def outbox_relay() -> OutboxRelay:
     )
 
 
+@functools.cache
+def mail_feedback() -> MailFeedback:
+    from appointments.adapters.ses_feedback import read_ses_notice
+    from appointments.services.mail_feedback import FeedbackPolicy, MailFeedback
+
+    config = settings()
+    return MailFeedback(store(), clock(), FeedbackPolicy(ops_alert_email=config.ops_alert_email), read_ses_notice)
+
+
 def reset() -> None:
     """Forget every built object, so the next call reads the environment again."""
     global _clock
     _clock = None
-    for factory in (settings, catalog, store, webhook_ingress, event_processor, back_office, sweeper, outbox_relay):
+    for factory in (
+        settings,
+        catalog,
+        store,
+        webhook_ingress,
+        event_processor,
+        back_office,
+        sweeper,
+        outbox_relay,
+        mail_feedback,
+    ):
         factory.cache_clear()

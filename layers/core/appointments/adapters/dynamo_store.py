@@ -320,7 +320,16 @@ class DynamoAppointmentStore:
             raise _translate(error) from error
         return _mail_from(response["Attributes"])
 
-    def finish_mail(self, appointment_id: str, mail_key: str, *, token: str, at: datetime, message_id: str) -> bool:
+    def finish_mail(
+        self,
+        appointment_id: str,
+        mail_key: str,
+        *,
+        token: str,
+        at: datetime,
+        message_id: str,
+        status: MailStatus = MailStatus.SENT,
+    ) -> bool:
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -329,7 +338,7 @@ class DynamoAppointmentStore:
                 ConditionExpression="#status = :sending AND claim = :token",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":sent": _s(MailStatus.SENT),
+                    ":sent": _s(status),
                     ":sending": _s(MailStatus.SENDING),
                     ":token": _s(token),
                     ":at": _s(at.astimezone(UTC).isoformat()),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from appointments.domain.model import Appointment, Email, Frozen, NonEmpty, UtcDatetime
+from appointments.domain.model import Appointment, Email, Frozen, NonEmpty, Status, UtcDatetime
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,6 +31,7 @@ class MailStatus(StrEnum):
     SENDING = "sending"  # claimed by a sender until its lease ends
     SENT = "sent"
     FAILED = "failed"  # refused for good (an address that does not exist): recorded in history, ops alerted
+    SKIPPED = "skipped"  # overtaken before it went out (a reminder for a cancelled or moved appointment)
 
 
 class OutboxMail(Frozen):
@@ -69,3 +70,18 @@ class OutboxMail(Frozen):
         """A mail caused by one change (``appointment`` is the state after it): once per version."""
         key = f"{kind}#{appointment.start.isoformat()}#v{appointment.version}"
         return cls(key=key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
+
+
+def overtaken(mail: OutboxMail, appointment: Appointment) -> str | None:
+    """Why a customer mail written earlier must not go out now, or None. A mail is rendered from the
+    appointment as it is when sent, so one that waited (a throttled service, a retry) must still be true."""
+    if mail.kind is MailKind.OPS_ALERT:
+        return None
+    if appointment.status is Status.CANCELLED and mail.kind is not MailKind.CANCELLED:
+        return "the appointment was cancelled since"
+    if mail.kind in (MailKind.REMINDER, MailKind.PRE_NOTICE):
+        if appointment.status is not Status.SCHEDULED:
+            return f"the appointment is {appointment.status.value} now"
+        if not mail.key.endswith(appointment.start.isoformat()):
+            return "the appointment was moved since"
+    return None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from appointments.domain import lifecycle
 from appointments.domain.history import HistoryEntry, Record
 from appointments.domain.model import Actor
-from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.domain.outbox import MailKind, MailStatus, OutboxMail, overtaken
 from appointments.errors import (
     AppointmentNotFound,
     EventsUnavailable,
@@ -58,6 +58,7 @@ class Sent(StrEnum):
     RETRY = "retry"  # throttled or failing: pending again, due after a back-off
     FAILED = "failed"  # refused for good: recorded and alerted
     TAKEN = "taken"  # not this sender's: sent, failed, or claimed by another
+    SKIPPED = "skipped"  # overtaken by a later change (a reminder for a cancelled appointment): never sent
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,14 @@ class OutboxRelay:
             return Sent.TAKEN
         try:
             appointment = self._store.get(appointment_id)
+            if (reason := overtaken(mail, appointment)) is not None:
+                logger.info(
+                    "a mail was overtaken before it went out", extra={"mail_kind": mail.kind.value, "why": reason}
+                )
+                self._store.finish_mail(
+                    appointment_id, mail_key, token=token, at=now, message_id="", status=MailStatus.SKIPPED
+                )
+                return Sent.SKIPPED
             rendered = self._render(mail, appointment)
             message_id = self._mailer.send(
                 OutgoingMail(
