@@ -16,7 +16,7 @@ from appointments.errors import (
     InvalidInput,
     VersionConflict,
 )
-from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage
+from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage, Waiting, WaitingPage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,6 +42,7 @@ class InMemoryAppointmentStore:
         self.waits: dict[str, dict[str, CanonicalEvent]] = defaultdict(dict)  # key -> delivery id -> event
         self.mail_claims: dict[tuple[str, str], tuple[str, datetime]] = {}  # (id, key) -> (token, lease or retry at)
         self.published: dict[tuple[str, str], datetime] = {}  # (id, history key) -> when
+        self.wait_until: dict[tuple[str, str], datetime] = {}  # (wait key, delivery id) -> dropped then
         self.commits = 0
 
     def get(self, appointment_id: str) -> Appointment:
@@ -155,6 +156,20 @@ class InMemoryAppointmentStore:
 
     def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
         self.waits[key][event.delivery_id] = event
+        self.wait_until[(key, event.delivery_id)] = until
+
+    def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
+        everything = sorted(
+            (
+                Waiting(key, event, self.wait_until[(key, delivery)])
+                for key, events in self.waits.items()
+                for delivery, event in events.items()
+            ),
+            key=lambda w: (w.until, w.key, w.event.delivery_id),
+        )
+        offset = int(cursor) if cursor else 0
+        page = tuple(everything[offset : offset + limit])
+        return WaitingPage(items=page, cursor=str(offset + limit) if offset + limit < len(everything) else None)
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
         stamped = sorted(self.waits[key].values(), key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))

@@ -38,6 +38,8 @@ from appointments.api.ops import (
     ReassignBody,
     RequestRescheduleBody,
     RescheduleBody,
+    UnmatchedEvent,
+    UnmatchedList,
     answers,
     external_ref,
     if_match_version,
@@ -109,6 +111,21 @@ def list_appointments(
     )
     page = wiring.back_office().find(query)
     return AppointmentList(items=[AppointmentView.of(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@app.get(
+    "/unmatched",
+    summary="Events waiting for a booking or ticket the desk does not hold yet",
+    description="Each is applied the moment its booking arrives, and dropped when `expires_at` passes "
+    "(`UnmatchedEventRetentionHours`). Soonest dropped first.",
+    responses=answers(UnmatchedList, READ_ERRORS),
+)
+def list_unmatched(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> UnmatchedList:
+    page = wiring.back_office().unmatched(limit=limit, cursor=cursor)
+    return UnmatchedList(items=[UnmatchedEvent.of(w) for w in page.items], next_cursor=page.cursor)
 
 
 @app.post(

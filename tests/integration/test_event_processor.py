@@ -166,3 +166,25 @@ def test_a_calcom_cancellation_of_the_rescheduled_booking_cancels_the_one_appoin
     appointment_id = wiring.store().find_by_external_ref(ExternalRef(system="calcom", id="bXk3n8QvTz2LmP4rWc7yHd"))
     assert appointment_id is not None
     assert wiring.store().get(appointment_id).status is Status.CANCELLED
+
+
+def test_an_event_waiting_for_its_booking_is_listed_for_ops_until_the_booking_arrives(stack: Stack) -> None:
+    # Given a cancellation whose booking has not arrived
+    assert stack.post_generic(generic_body("appointment_cancelled"))["statusCode"] == 202
+    stack.drain()
+    # Then ops see it as unmatched, with what it waits for and why
+    listed = stack.ops("GET", "/unmatched")
+    assert listed.status == 200
+    [waiting] = listed.body["items"]
+    assert (waiting["waits_for"], waiting["event"], waiting["source"]) == (
+        "generic:stf-981",
+        "appointment.cancelled",
+        "generic",
+    )
+    assert waiting["reason"] == "no appointment holds this booking yet"
+    assert datetime.fromisoformat(waiting["expires_at"]) > stack.clock.now()
+    # When the booking arrives, the event is applied and no longer listed
+    assert stack.post_generic(generic_body("appointment_scheduled"))["statusCode"] == 202
+    stack.drain()
+    assert stack.ops("GET", "/unmatched").body["items"] == []
+    assert wiring.store().get(appointment_of("stf-981")).status is Status.CANCELLED

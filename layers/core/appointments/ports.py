@@ -131,6 +131,21 @@ class DuePage:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """An event kept for a booking or ticket the desk does not hold yet."""
+
+    key: str  # ref#<system>#<id> or ticket#<system>#<id>
+    event: CanonicalEvent
+    until: datetime  # dropped then
+
+
+@dataclass(frozen=True)
+class WaitingPage:
+    items: tuple[Waiting, ...]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
 class AppointmentPage:
     items: tuple[Appointment, ...]
     next_cursor: str | None
@@ -175,6 +190,10 @@ class AppointmentStore(Protocol):
 
     def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
         """Keep ``event`` under ``key`` (a booking or ticket not held yet) until ``until``; a repeat is a no-op."""
+        ...
+
+    def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
+        """Every waiting event, soonest dropped first, one page (what ops see as unmatched)."""
         ...
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:

@@ -44,7 +44,15 @@ from appointments.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage
+from appointments.ports import (
+    AppointmentPage,
+    AppointmentRecord,
+    DueItem,
+    DueKind,
+    DuePage,
+    Waiting,
+    WaitingPage,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,6 +63,7 @@ if TYPE_CHECKING:
 Item = Mapping[str, "AttributeValueTypeDef"]
 
 DUE_INDEX = "due"
+UNMATCHED_SHARD = "WAITING"
 BY_DAY_INDEX = "by_day"
 APPOINTMENT_SK = "A"
 MAX_LIST_DAYS = 92
@@ -99,6 +108,14 @@ def _ref_pk(ref: ExternalRef) -> str:
 
 def _ticket_pk(ticket: TicketRef) -> str:
     return f"TICKET#{ticket.system}#{ticket.id}"
+
+
+def _waiting_from(item: Mapping[str, Any]) -> Waiting:
+    return Waiting(
+        key=item["wait_key"]["S"],
+        event=CanonicalEvent.model_validate_json(item["doc"]["S"]),
+        until=datetime.fromtimestamp(int(item["expires_at"]["N"]), tz=UTC),
+    )
 
 
 def _due_shard_key(kind: DueKind, shard: int) -> str:
@@ -279,8 +296,38 @@ class DynamoAppointmentStore:
                     "kind": _s("waiting"),
                     "doc": _s(event.model_dump_json()),
                     "expires_at": _n(int(until.timestamp())),
+                    "wait_key": _s(key),
+                    # Listed for ops through the due index's own partition: never mixed with rules or mail.
+                    "due_shard": _s(UNMATCHED_SHARD),
+                    "due_at": _s(key_time(until)),
                 },
             )
+
+    def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :shard",
+            "ExpressionAttributeValues": {":shard": _s(UNMATCHED_SHARD)},
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _decode_due_cursor(cursor)
+        with _translated():
+            response = self._client.query(**query)
+        keys = [{"PK": item["PK"], "SK": item["SK"]} for item in response.get("Items", [])]
+        items: list[Waiting] = []
+        if keys:
+            with _translated():
+                got = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
+            found = {(i["PK"]["S"], i["SK"]["S"]): i for i in got.get("Responses", {}).get(self._table, [])}
+            for key in keys:
+                item = found.get((key["PK"]["S"], key["SK"]["S"]))
+                if item is not None:  # applied or expired meanwhile
+                    items.append(_waiting_from(item))
+        last = response.get("LastEvaluatedKey")
+        encoded = None if last is None else base64.urlsafe_b64encode(json.dumps(last).encode()).decode()
+        return WaitingPage(items=tuple(items), cursor=encoded)
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
         items = self._query_all(

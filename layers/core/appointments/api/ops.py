@@ -52,7 +52,7 @@ from appointments.services.back_office import (
 )
 
 if TYPE_CHECKING:
-    from appointments.ports import AppointmentRecord
+    from appointments.ports import AppointmentRecord, Waiting
 
 Message = Annotated[str, Field(min_length=1, max_length=5000, description="Included in the customer's mail.")]
 
@@ -262,6 +262,39 @@ class AppointmentDetail(AppointmentView):
 
 class AppointmentList(BaseModel):
     items: list[AppointmentView]
+    next_cursor: str | None
+
+
+class UnmatchedEvent(BaseModel):
+    """An event about a booking (or a PSA ticket) the desk does not hold yet: it waits, and is applied
+    the moment the booking arrives; dropped when ``expires_at`` passes."""
+
+    waits_for: str = Field(description="<system>:<id> of the booking, or ticket:<system>:<id>.")
+    source: str
+    event: str = Field(description="What the vendor said, e.g. appointment.cancelled.")
+    delivery_id: str
+    occurred_at: datetime
+    expires_at: datetime
+    reason: str
+
+    @classmethod
+    def of(cls, waiting: Waiting) -> UnmatchedEvent:
+        kind, _, rest = waiting.key.partition("#")
+        system, _, identifier = rest.partition("#")
+        event = waiting.event
+        return cls(
+            waits_for=f"{system}:{identifier}" if kind == "ref" else f"ticket:{system}:{identifier}",
+            source=event.source,
+            event=event.kind.value,
+            delivery_id=event.delivery_id,
+            occurred_at=event.occurred_at,
+            expires_at=waiting.until,
+            reason="no appointment holds this booking yet" if kind == "ref" else "no appointment names this ticket yet",
+        )
+
+
+class UnmatchedList(BaseModel):
+    items: list[UnmatchedEvent]
     next_cursor: str | None
 
 

@@ -19,7 +19,7 @@ from appointments.domain.model import CancelledBy, ContactOutcome, Status
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.domain.rules import RuleTimings, armed
 from appointments.errors import CouponCodeTaken, InvalidInput, PreconditionFailed, VersionConflict
-from appointments.ports import AppointmentPage
+from appointments.ports import AppointmentPage, WaitingPage
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
@@ -171,12 +171,17 @@ class BackOffice:
         page = self._store.list_between(start_from, start_to, query.limit, query.cursor)
         return AppointmentPage(items=tuple(a for a in page.items if _matches(a, query)), next_cursor=page.next_cursor)
 
+    def unmatched(self, *, limit: int, cursor: str | None) -> WaitingPage:
+        """Events that wait for a booking (or a ticket) the desk does not hold yet."""
+        return self._store.unmatched(limit=limit, cursor=cursor)
+
     # -- writes ------------------------------------------------------------------------------------
 
     def create(self, draft: AppointmentDraft, *, actor: Actor) -> Appointment:
         """A booking agreed by phone: ours, so the customer gets our confirmation."""
         at = self._clock.now()
         change = lifecycle.create(draft, appointment_id=new_ulid(at), catalog=self._catalog, at=at, actor=actor)
+        _ahead(draft.start, at)
         change = self._customer_mail(change, MailKind.CONFIRMATION, {})
         change = armed(change, self._catalog, self._policy.timings)
         self._store.commit(change)
@@ -208,6 +213,7 @@ class BackOffice:
         match command:
             case Reschedule(start=start, end=end, message=message):
                 change = lifecycle.reschedule(appointment, start=start, end=end, at=at, actor=actor, message=message)
+                _ahead(start, at)
                 return self._customer_mail(change, MailKind.RESCHEDULED, _said(message))
             case RequestReschedule(message=message):
                 change = lifecycle.request_reschedule(appointment, at=at, actor=actor, message=message)
@@ -274,6 +280,13 @@ class BackOffice:
         return change.with_mails(
             OutboxMail.for_change(kind, change.after, to=(email,), at=change.after.updated_at, context=context)
         )
+
+
+def _ahead(start: datetime, at: datetime) -> None:
+    """Ops book and move appointments ahead only: a start already past would be missed before it is mailed
+    (the timed rules would mark it a no-show at once). Defer refuses the same in the lifecycle."""
+    if start <= at:
+        raise InvalidInput("start", f"must be in the future: it is {at.isoformat()} now")
 
 
 def _said(message: str | None) -> dict[str, Any]:
