@@ -1,4 +1,4 @@
-"""The ops API: every back-office action (DESIGN §7). IAM auth in AWS, a bearer token locally.
+"""The ops API: every back-office action (docs/ops-api.md). IAM auth in AWS, a bearer token locally.
 
 The caller's identity (the IAM user or role ARN API Gateway puts in the request context) is the actor
 in history; a request without one is refused before its body is read.

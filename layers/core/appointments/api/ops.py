@@ -1,4 +1,4 @@
-"""The ops API's bodies and answers (DESIGN §7, §10 "Ops request bodies").
+"""The ops API's bodies and answers (docs/ops-api.md).
 
 Bodies refuse unknown fields (a typo must not be silently ignored) and map onto the back office's
 commands. Answers show an appointment as a dispatcher needs it, never the bookkeeping the event

@@ -1,4 +1,4 @@
-"""The back office: every action a dispatcher takes on an appointment (DESIGN §7, seeds 002 and 004).
+"""The back office: every action a dispatcher takes on an appointment (docs/ops-api.md).
 
 Each action reads the appointment, decides through the lifecycle, adds the customer mail the seeds
 say the customer gets (reschedule, request-reschedule, reassign, confirm, cancel, defer, a contact

@@ -1,4 +1,4 @@
-"""The generic source: the canonical JSON of DESIGN §6, for any booking page (an MSP's own "STF" page).
+"""The generic source: the canonical JSON of docs/vendors.md, for any booking page (an MSP's own "STF" page).
 
 Signed with ``X-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``, 5 minutes either way.
 Unlike the vendors, it names our appointment type key directly; the ingress checks it is a known one.
