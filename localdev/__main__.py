@@ -1,6 +1,10 @@
 """``python -m localdev serve`` runs the product locally.
 
-``python -m localdev send <file>`` signs a sample event with the local secret and posts it.
+``python -m localdev send <file> [--as-is] [--url URL]`` signs a sample event with the local secret and posts
+it, its times moved to the runner's clock (``localdev.samples``) unless ``--as-is``. ``--url`` defaults to
+``$LOCALDEV_URL``, then ``http://127.0.0.1:3000``.
+
+``python -m localdev demo [--url URL]`` sends a short story of samples (moved the same way) and says what to look at.
 
 ``python -m localdev mail-preview [--out DIR]`` renders every mail from sample data into DIR.
 """
@@ -22,6 +26,7 @@ from typing import Any
 
 from localdev.clock import RunnerClock
 from localdev.runner import DEV_OPS_TOKEN, Runner, RunnerConfig, StartupError, describe_route
+from localdev.samples import shift, shift_days
 from localdev.schedule import ScheduleError
 from localdev.server import LocalServer
 from localdev.signing import DEV_SECRETS, signature_headers
@@ -39,10 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--clock", choices=("system", "manual"), default="system")
     serve.add_argument("--template", type=Path, default=TEMPLATE)
     serve.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    serve.add_argument(
+        "--verbose", action="store_true", help="show the functions' log lines, EMF metrics and full tracebacks"
+    )
     send = commands.add_parser("send", help="sign a sample event with the local secret and post it")
     send.add_argument("file", type=Path, help="events/<source>/<name>.json")
     send.add_argument("--source", help="the webhook source (default: the sample's folder name)")
-    send.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    send.add_argument("--url", default=_default_url(), help="the runner (default: $LOCALDEV_URL or %(default)s)")
+    send.add_argument(
+        "--as-is", action="store_true", help="send the sample's times unchanged (default: moved to the runner's clock)"
+    )
+    demo = commands.add_parser("demo", help="send a short story of samples, moved to the runner's clock")
+    demo.add_argument("--url", default=_default_url(), help="the runner (default: $LOCALDEV_URL or %(default)s)")
     preview = commands.add_parser("mail-preview", help="render every mail from sample data into a folder")
     preview.add_argument("--out", type=Path, default=DEFAULT_PREVIEW_OUT, help="the folder (default: %(default)s)")
     arguments = parser.parse_args(argv)
@@ -50,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(arguments)
     if arguments.command == "mail-preview":
         return _mail_preview(arguments)
+    if arguments.command == "demo":
+        return _demo(arguments)
     return _send(arguments)
+
+
+def _default_url() -> str:
+    """``$LOCALDEV_URL`` when set (a runner on another port), else the ``make run`` runner."""
+    return os.environ.get("LOCALDEV_URL") or f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def _mail_preview(arguments: argparse.Namespace) -> int:
@@ -77,7 +97,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         parameters = dict(_pair(text) for text in arguments.parameter)
-        config = RunnerConfig.from_environ(os.environ, template_path=arguments.template, parameters=parameters)
+        config = RunnerConfig.from_environ(
+            os.environ, template_path=arguments.template, parameters=parameters, verbose=arguments.verbose
+        )
         runner = Runner(config, RunnerClock(manual=arguments.clock == "manual"))
         server = LocalServer(runner, arguments.port)
     except OSError as error:
@@ -177,16 +199,72 @@ def _send(arguments: argparse.Namespace) -> int:
         body = path.read_bytes()
     except OSError as error:
         return _fail(f"{path}: {error.strerror or error}")
-    secret = os.environ.get(f"WEBHOOK_SECRET_{source.upper()}", DEV_SECRETS[source])
     base = arguments.url.rstrip("/")
     try:
         now = datetime.fromisoformat(_request(f"{base}/_local/clock")[1]["now"])
-        headers = {"Content-Type": "application/json", **signature_headers(source, secret, body, now)}
-        status, answer = _request(f"{base}/webhooks/{source}", body=body, headers=headers)
+        if not arguments.as_is:
+            body = _shifted_body(source, body, now, None)
+        status, answer = _post_webhook(base, source, body, now)
     except urllib.error.URLError as error:
         return _fail(f"cannot reach {base} ({error.reason}): is `make run` running?")
     print(f"POST /webhooks/{source} → {status} {json.dumps(answer)}")
     return 0 if 200 <= status < 300 else 1
+
+
+def _shifted_body(source: str, body: bytes, now: datetime, days: int | None) -> bytes:
+    """The sample with its times moved (``localdev.samples``); the bytes as they are when nothing moves."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body  # not JSON: the runner's answer says so
+    moved = shift(source, document, days if days is not None else shift_days([(source, document)], now))
+    return body if moved == document else json.dumps(moved, indent=2, ensure_ascii=False).encode()
+
+
+def _post_webhook(base: str, source: str, body: bytes, now: datetime) -> tuple[int, Any]:
+    """Sign ``body`` as ``source``'s vendor would at the runner's ``now`` and post it."""
+    secret = os.environ.get(f"WEBHOOK_SECRET_{source.upper()}", DEV_SECRETS[source])
+    headers = {"Content-Type": "application/json", **signature_headers(source, secret, body, now)}
+    return _request(f"{base}/webhooks/{source}", body=body, headers=headers)
+
+
+# The demo's story, in order: (sample, what it is, the ops API list that shows it).
+DEMO_STORY = (
+    ("generic/appointment_scheduled_unassigned.json", "generic booking, nobody assigned", "generic:stf-982"),
+    ("generic/appointment_scheduled.json", "generic call-in booking, technician assigned", "generic:stf-981"),
+    ("calcom/booking_created.json", "Cal.com booking", "calcom:bXk3n8QvTz2LmP4rWc7yHd"),
+    ("calcom/booking_rescheduled.json", "Cal.com reschedule of that booking", "calcom:bXk3n8QvTz2LmP4rWc7yHd"),
+    ("calendly/invitee_created.json", "Calendly booking", "calendly:7c1e4b9a-2f3d-4a86-8e50-b3d9f6a21c47"),
+    ("calendly/invitee_canceled.json", "Calendly cancel of it", "calendly:7c1e4b9a-2f3d-4a86-8e50-b3d9f6a21c47"),
+    # Its EventTime is older than the booking's occurred_at: history shows it event_superseded (newest news wins).
+    ("autotask/ticket_assigned.json", "Autotask assignment of ticket 48213, older news", "generic:stf-981"),
+)
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    """Each sample of the story, all moved by one shift (the story's earliest start: tomorrow), in order."""
+    base = arguments.url.rstrip("/")
+    try:
+        samples = [(name.split("/")[0], (EVENTS / name).read_bytes()) for name, _, _ in DEMO_STORY]
+    except OSError as error:
+        return _fail(f"{error.filename}: {error.strerror or error}")
+    failed = 0
+    try:
+        now = datetime.fromisoformat(_request(f"{base}/_local/clock")[1]["now"])
+        days = shift_days([(source, json.loads(body)) for source, body in samples], now)
+        print(f"localdev demo: {len(samples)} webhooks to {base}, the samples moved {days:+d} days")
+        for number, ((name, what, external_id), (source, body)) in enumerate(zip(DEMO_STORY, samples, strict=True), 1):
+            status, answer = _post_webhook(base, source, _shifted_body(source, body, now, days), now)
+            _request(f"{base}/_local/settle", body=b"{}", headers={"Content-Type": "application/json"})
+            failed += status != 202
+            look = f'curl -s -H "$T" "{base}/appointments?external_id={external_id}"'
+            detail = "" if status == 202 else f" {json.dumps(answer)}"
+            print(f"{number}. {what} ({name}) → {status}{detail}\n   look: {look}")
+    except urllib.error.URLError as error:
+        return _fail(f"cannot reach {base} ({error.reason}): is `make run` running?")
+    print(f'(T="Authorization: Bearer $OPS_API_TOKEN", dev-ops-token by default; mail: curl -s {base}/_local/outbox)')
+    return 1 if failed else 0
 
 
 def _request(url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:

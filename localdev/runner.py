@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from localdev import sns, streams
+from localdev import console, sns, streams
 from localdev.apigw import (
     HttpRequest,
     HttpResponse,
@@ -55,6 +55,7 @@ from localdev.template import (
     parameter_defaults,
     secrets,
     ses_event_destinations,
+    sqs_queues,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class RunnerConfig:
     parameters: Mapping[str, str] = field(default_factory=dict)  # overrides of the template's defaults
     webhook_secrets: Mapping[str, str] = field(default_factory=lambda: dict(DEV_SECRETS))
     ops_token: str = DEV_OPS_TOKEN
+    verbose: bool = False  # the functions' own output (log lines, EMF metrics) and full tracebacks
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> RunnerConfig:
@@ -185,6 +187,10 @@ class Runner:
         self._rule_targets = self._parse_rules()
         self._topics = self._topic_mappings()
         self._ses_destinations = ses_event_destinations(self._template)
+        self._queue_specs = {queue.logical_id: queue for queue in sqs_queues(self._template)}
+        self._failures: dict[str, tuple[str, int]] = {}  # message id → (last failure reason, receive count)
+        self._failures_lock = threading.Lock()
+        self._http_state = threading.local()  # .handled_by: the function (or "gateway") of this thread's request
         self._ses_tap = SesTap()
         self._tap_lock = threading.Lock()  # one drain of the event tap at a time, so the log keeps put order
         self._tap_url = ""
@@ -204,6 +210,7 @@ class Runner:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        console.install(verbose=self.config.verbose)  # before the functions' loggers are made
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -215,6 +222,7 @@ class Runner:
         self._ses_tap.install()  # before any function makes its SES client
         self._provision()
         _wiring().use_clock(self.clock)
+        console.hook_batch_failures()
         for logical_id, spec in self._specs.items():
             self._handlers[logical_id] = load_handler(spec)
         self._started = True
@@ -256,6 +264,7 @@ class Runner:
             else:
                 os.environ[name] = value
         self._saved_environment.clear()
+        console.uninstall()
 
     def reset(self) -> None:
         """Forget every item, message, stream record, event and mail; the clock stays where it is."""
@@ -266,6 +275,8 @@ class Runner:
             self._mail.clear()
             self._seen_mail = 0
             self._ses_tap.clear()
+            with self._failures_lock:
+                self._failures.clear()
             with self._tap_lock:
                 self._events.clear()
                 self._event_backlog.clear()
@@ -412,7 +423,8 @@ class Runner:
             if isinstance(service, str):
                 os.environ["POWERTOOLS_SERVICE_NAME"] = service
             try:
-                return self._handlers[function](event, context_for(spec))
+                with console.quiet_invocation():
+                    return self._handlers[function](event, context_for(spec))
             finally:
                 if previous is None:
                     os.environ.pop("POWERTOOLS_SERVICE_NAME", None)
@@ -428,7 +440,12 @@ class Runner:
                 return stopping_error()
             return self._handle_http(request)
 
+    def handled_by(self) -> str:
+        """The function that answered this thread's last gateway request, or ``gateway`` if none did."""
+        return str(getattr(self._http_state, "handled_by", "gateway"))
+
     def _handle_http(self, request: HttpRequest) -> HttpResponse:
+        self._http_state.handled_by = "gateway"
         if len(request.body) > MAX_BODY_BYTES:
             return gateway_error(413, "Request Too Long")
         matched = self.routes.match(request.method, request.path)
@@ -450,10 +467,11 @@ class Runner:
             binary=is_binary(header.get("content-type"), route.binary_media_types, request.body),
             identity=identity,
         )
+        self._http_state.handled_by = route.function
         try:
             result = self.invoke(route.function, event)
-        except Exception:
-            traceback.print_exc()
+        except Exception as error:
+            console.failure(f"{route.function}: {request.method} {request.path} failed: {console.reason(error)}", error)
             return gateway_error(502, "Internal server error")
         return http_response(result)
 
@@ -560,6 +578,7 @@ class Runner:
                 failed = self._deliver(spec.logical_id, records, subscription.reports_item_failures)
                 for record in records:
                     if record["messageId"] in failed:
+                        self._record_failed(spec.logical_id, subscription.queue, record, failed[record["messageId"]])
                         sqs.change_message_visibility(
                             QueueUrl=url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
                         )
@@ -567,19 +586,134 @@ class Runner:
                         sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
         return handled
 
-    def _deliver(self, function: str, records: list[dict[str, Any]], partial: bool) -> set[str]:
-        everything = {record["messageId"] for record in records}
+    def _deliver(self, function: str, records: list[dict[str, Any]], partial: bool) -> dict[str, str]:
+        """Invoke the function on a batch: the message ids that failed, each with its reason."""
+        everything = [record["messageId"] for record in records]
         try:
-            result = self.invoke(function, {"Records": records})
-        except Exception:
-            traceback.print_exc()
-            return everything
+            with console.batch_failures() as reasons:
+                result = self.invoke(function, {"Records": records})
+        except Exception as error:
+            if console.settings.verbose:
+                traceback.print_exc()
+            # A batch processor that failed every record raises; the reason it gave each one is the better line.
+            return {message_id: reasons.get(message_id, console.reason(error)) for message_id in everything}
         if not partial:
-            return set()
+            return {}
         failures = result.get("batchItemFailures", []) if isinstance(result, dict) else None
         if failures is None:
-            return everything
-        return {str(failure.get("itemIdentifier")) for failure in failures} & everything
+            return dict.fromkeys(everything, f"the function answered no batchItemFailures list: {result!r}"[:300])
+        reported = {str(failure.get("itemIdentifier")) for failure in failures}
+        why = "reported in batchItemFailures (the function's log says why)"
+        return {message_id: reasons.get(message_id, why) for message_id in everything if message_id in reported}
+
+    def _record_failed(self, function: str, queue: str, record: dict[str, Any], reason: str) -> None:
+        """One line per failed record; another when SQS will move it to the dead-letter queue."""
+        message_id = record["messageId"]
+        receives = int(record["attributes"].get("ApproximateReceiveCount", "1"))
+        with self._failures_lock:
+            self._failures[message_id] = (reason, receives)
+        spec = self._queue_specs.get(queue)
+        limit = spec.max_receive_count if spec is not None else None
+        of = f"/{limit}" if limit else ""
+        console.log(f"localdev: {function}: record {message_id} failed (receive {receives}{of}): {reason}")
+        if spec is not None and spec.dead_letter_queue is not None and limit and receives >= limit:
+            console.log(
+                f"localdev: dead-lettered: {spec.dead_letter_queue} {message_id} after {receives} receives: {reason}"
+            )
+
+    # -- dead-letter queues --------------------------------------------------------------------------
+
+    def _dead_letter_queues(self) -> dict[str, str | None]:
+        """Every dead-letter queue of the template: logical id → the SQS queue it redrives to (``None``: a
+        stream's ``OnFailure`` or a function's ``DeadLetterQueue``, which have no source queue)."""
+        queues: dict[str, str | None] = {}
+        for queue in self._queue_specs.values():
+            if queue.dead_letter_queue is not None:
+                queues[queue.dead_letter_queue] = queue.logical_id
+        for mapping in self._streams:
+            if mapping.subscription.on_failure_queue is not None:
+                queues.setdefault(mapping.subscription.on_failure_queue, None)
+        for spec in self._specs.values():
+            if spec.dead_letter_queue is not None:
+                queues.setdefault(spec.dead_letter_queue, None)
+        return queues
+
+    @staticmethod
+    def _take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+        """Every message of a queue, received and hidden for a minute: the caller gives each back or deletes it."""
+        taken: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            fresh = [message for message in messages if message["MessageId"] not in seen]
+            if not fresh:
+                return taken
+            seen.update(message["MessageId"] for message in fresh)
+            taken.extend(fresh)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every message in every dead-letter queue, with the reason its last delivery failed (if known)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        items: list[dict[str, Any]] = []
+        with self._pump_lock:
+            for queue in self._dead_letter_queues():
+                url = self.provisioned.physical[queue]
+                taken = self._take_all(sqs, url)
+                for message in taken:
+                    items.append(self._dead_letter_item(queue, message))
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
+        return items
+
+    def _dead_letter_item(self, queue: str, message: dict[str, Any]) -> dict[str, Any]:
+        message_id = message["MessageId"]
+        with self._failures_lock:
+            remembered = self._failures.get(message_id)
+        error = message.get("MessageAttributes", {}).get("ErrorMessage", {}).get("StringValue")
+        # This look received it once more: the count before it is the one it arrived with.
+        receives = max(0, int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) - 1)
+        return {
+            "queue": queue,
+            "message_id": message_id,
+            "body": message["Body"],
+            "reason": remembered[0] if remembered is not None else error,
+            "receive_count": remembered[1] if remembered is not None else receives,
+        }
+
+    def redrive(self) -> int:
+        """Move every message of each SQS dead-letter queue back to its source queue (FIFO: same group and
+        deduplication id), then settle; how many moved. What Lambda gave up on (a stream's OnFailure, a
+        function's DeadLetterQueue) has no source queue and stays. In AWS: SQS's DLQ redrive."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        moved = 0
+        with self._pump_lock:
+            for queue, source in self._dead_letter_queues().items():
+                if source is None:
+                    continue
+                url, source_url = self.provisioned.physical[queue], self.provisioned.physical[source]
+                for message in self._take_all(sqs, url):
+                    request: dict[str, Any] = {"QueueUrl": source_url, "MessageBody": message["Body"]}
+                    if message.get("MessageAttributes"):
+                        request["MessageAttributes"] = message["MessageAttributes"]
+                    attributes = message.get("Attributes", {})
+                    if "MessageGroupId" in attributes:
+                        request["MessageGroupId"] = attributes["MessageGroupId"]
+                    if "MessageDeduplicationId" in attributes:
+                        request["MessageDeduplicationId"] = attributes["MessageDeduplicationId"]
+                    sent = sqs.send_message(**request)
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    console.log(f"localdev: redriven: {queue} {message['MessageId']} → {source} {sent['MessageId']}")
+                    moved += 1
+        self.settle()
+        return moved
 
     def settle(self) -> Handled:
         """Pump until every subscribed queue, stream and bus has nothing pending; what was handed to functions.
@@ -651,8 +785,8 @@ class Runner:
     def _run_schedule(self, spec: ScheduledInvocation, at: datetime) -> None:
         try:
             self.invoke(spec.function, scheduled_event(spec, at))
-        except Exception:
-            traceback.print_exc()
+        except Exception as error:
+            console.failure(f"{spec.function}.{spec.event}: scheduled run failed: {console.reason(error)}", error)
 
     def clock_moved(self) -> list[str]:
         ran = self.run_due()

@@ -11,12 +11,14 @@ import json
 import re
 import sys
 import threading
+import time
 import traceback
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from localdev import console
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
 from localdev.gate import Gate
 from localdev.runner import MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
@@ -58,6 +60,10 @@ class LocalServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self._requests = Gate()
         self._state = threading.Lock()
+        # Time only moves forward, except by the first move after a reset (or start): nothing is left
+        # that happened "later" than where the clock goes.
+        self.clock_lock = threading.Lock()
+        self.clock_free = True
         self._looping = False
         self._stop_started = False
         self._stopped = threading.Event()
@@ -148,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.read_timeout_seconds)  # bounds every read and write on it
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # the functions log each request themselves; the console stays readable
+        pass  # http.server's own lines are replaced by _access_log's one line per request
 
     def do_GET(self) -> None:
         self._serve()
@@ -172,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        self._started_at = time.monotonic()
+        self._handled_by = "gateway"
         if self.headers.get_all("Transfer-Encoding"):
             # Chunked bodies are not read: refusing keeps the connection's framing (and the next request) intact.
             self._send(_framing_error(411, "Transfer-Encoding", "send the body with a Content-Length"), close=True)
@@ -216,6 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, body: bytes) -> None:
         url = urlsplit(self.path)
         if url.path == "/_local" or url.path.startswith("/_local/"):
+            self._handled_by = "_local"
             self._send(self._local(url.path, body))
             return
         request = HttpRequest(
@@ -226,9 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        self._send(self.server.runner.handle_http(request))
+        response = self.server.runner.handle_http(request)
+        self._handled_by = self.server.runner.handled_by()
+        self._send(response)
 
     def _send(self, response: HttpResponse, *, close: bool = False) -> None:
+        self._access_log(response.status)  # before the answer: a client that has it finds the line written
         try:
             self.send_response(response.status)
             for name, value in response.headers:
@@ -244,6 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away (or stopped reading) before the answer
 
+    def _access_log(self, status: int) -> None:
+        """One line per request: method, path (never the query: it may hold personal data), status, time, handler."""
+        milliseconds = (time.monotonic() - getattr(self, "_started_at", time.monotonic())) * 1000
+        path = urlsplit(self.path).path
+        handler = getattr(self, "_handled_by", "gateway")
+        console.log(f"{self.command} {path} {status} {milliseconds:.0f} ms {handler}")
+
     # -- /_local -----------------------------------------------------------------------------------
 
     def _local(self, path: str, body: bytes) -> HttpResponse:
@@ -258,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "/_local/outbox"): lambda: {"items": [mail.as_json() for mail in runner.outbox]},
             ("GET", "/_local/schedules"): lambda: {"items": runner.schedules},
             ("GET", "/_local/events"): lambda: {"items": [event.as_json() for event in runner.bus_events]},
+            ("GET", "/_local/dlq"): lambda: {"items": runner.dead_letters()},
+            ("POST", "/_local/dlq/redrive"): lambda: {"redriven": runner.redrive()},
             ("POST", "/_local/ses/bounce"): lambda: self._ses_feedback("Bounce", body),
             ("POST", "/_local/ses/complaint"): lambda: self._ses_feedback("Complaint", body),
         }
@@ -275,7 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
             return _json(500, {"error": {"field": None, "message": f"{type(error).__name__}: {error}"}})
 
     def _reset(self) -> dict[str, Any]:
-        self.server.runner.reset()
+        with self.server.clock_lock:
+            self.server.runner.reset()
+            self.server.clock_free = True
         return {"reset": True}
 
     def _health(self) -> dict[str, Any]:
@@ -323,13 +346,23 @@ class _Handler(BaseHTTPRequestHandler):
             raise LocalRequestError(400, "body", 'must be JSON: {"now": ISO-8601} or {"advance_seconds": N}') from None
         if not isinstance(document, dict) or ("now" in document) == ("advance_seconds" in document):
             raise LocalRequestError(422, "body", "give exactly one of now or advance_seconds")
-        if "now" in document:
-            runner.clock.set(_instant(document["now"]))
-        else:
-            seconds = document["advance_seconds"]
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise LocalRequestError(422, "advance_seconds", "must be a number of seconds, 0 or more")
-            runner.clock.advance(timedelta(seconds=seconds))
+        with self.server.clock_lock:
+            if "now" in document:
+                now = _instant(document["now"])
+                current = runner.clock.now()
+                if now < current and not self.server.clock_free:
+                    message = (
+                        f"the clock only moves forward: {now.isoformat()} is before its {current.isoformat()}; "
+                        "POST /_local/reset first (it forgets every item, message and mail), then set it anywhere"
+                    )
+                    raise LocalRequestError(409, "now", message)
+                runner.clock.set(now)
+            else:
+                seconds = document["advance_seconds"]
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                    raise LocalRequestError(422, "advance_seconds", "must be a number of seconds, 0 or more")
+                runner.clock.advance(timedelta(seconds=seconds))
+            self.server.clock_free = False
         ran = runner.clock_moved()
         return {"now": runner.clock.now().isoformat(), "ran": ran}
 

@@ -19,12 +19,12 @@ import copy
 import json
 import re
 import sys
-import traceback
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from localdev import console
 from localdev.resources import REGION
 
 if TYPE_CHECKING:
@@ -121,8 +121,9 @@ class TopicMapping:
             try:
                 invoke(function, copy.deepcopy(event))
             except Exception as failure:
-                traceback.print_exc()
-                error = f"{type(failure).__name__}: {failure}"
+                error = console.reason(failure)
+                message_id = event["Records"][0]["Sns"]["MessageId"]
+                console.failure(f"{function}: SNS message {message_id} failed (attempt {attempt}): {error}", failure)
                 continue
             return attempt
         message_id = event["Records"][0]["Sns"]["MessageId"]

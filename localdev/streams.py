@@ -24,12 +24,12 @@ from __future__ import annotations
 import base64
 import copy
 import sys
-import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from localdev import console
 from localdev.resources import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:
@@ -210,8 +210,11 @@ class StreamMapping:
         function = self.subscription.function
         try:
             result = self._invoke(function, {"Records": copy.deepcopy(batch)})
-        except Exception:
-            traceback.print_exc()
+        except Exception as error:
+            first = batch[0]["dynamodb"]["SequenceNumber"]
+            console.failure(
+                f"{function}: stream batch from {first} ({len(batch)} record(s)) failed: {console.reason(error)}", error
+            )
             return Attempt(failed_from=0, function_error=True)
         if not self.subscription.reports_item_failures:
             return Attempt(failed_from=None)

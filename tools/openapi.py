@@ -15,13 +15,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER = ROOT / "functions" / "ops_api" / "app.py"
 DOCUMENT = ROOT / "docs" / "openapi.json"
-TITLE = "Appointment desk: ops API"
-DESCRIPTION = (
-    "Every back-office action on appointments. In AWS every request is signed (IAM auth) and the caller's "
-    "identity becomes the actor in history; the local runner takes `Authorization: Bearer $OPS_API_TOKEN`. "
-    'Errors share one shape: `{"error": {"code", "message", "details"}, "request_id"}`. Actions take '
-    "`If-Match: <version>` (bare or quoted) and answer 412 when it is stale; responses carry the version as ETag."
-)
 
 
 def generate() -> str:
@@ -32,7 +25,8 @@ def generate() -> str:
         raise SystemExit(f"cannot load {HANDLER}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    text = module.app.get_openapi_json_schema(title=TITLE, version="1.0.0", description=DESCRIPTION)
+    # Title, description, servers and the bearer scheme come from the handler's configure_openapi.
+    text = module.app.get_openapi_json_schema()
     document: dict[str, Any] = json.loads(text)
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -43,6 +44,7 @@ from appointments.api.ops import (
     answers,
     external_ref,
     if_match_version,
+    ticket_ref,
 )
 from appointments.domain.model import Actor, Status, UtcDatetime
 from appointments.http import caller_identity, form_body, json_body, register_error_handlers, unauthenticated
@@ -57,7 +59,37 @@ if TYPE_CHECKING:
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
 DOCS_PATH = "/docs"  # Swagger UI, public; every other route needs a caller
-app.enable_swagger(path=DOCS_PATH, title="Appointment desk: ops API", version="1.0.0")
+ROOT_PATH = "/"  # public too: points a browser at the documentation
+PUBLIC_PATHS = (DOCS_PATH, ROOT_PATH)
+TITLE = "Appointment desk: ops API"
+DESCRIPTION = (
+    "Every back-office action on appointments. In AWS every request is signed (IAM auth) and the caller's "
+    "identity becomes the actor in history; the local runner takes `Authorization: Bearer $OPS_API_TOKEN`. "
+    'Errors share one shape: `{"error": {"code", "message", "details"}, "request_id"}`. Actions take '
+    "`If-Match: <version>` (bare or quoted) and answer 412 when it is stale; responses carry the version as ETag."
+)
+# The local runner (and `sam local start-api`) serve the routes at the root; API Gateway's own URL has
+# the stage in its path. Swagger UI tries the first.
+SERVERS = [
+    Server(url="/", description="The local runner: routes at the root, `Authorization: Bearer $OPS_API_TOKEN`."),
+    Server(url="/v1", description="API Gateway's execute-api URL (stage v1): IAM-signed requests only."),
+]
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "opsToken": HTTPBearer(
+        description="The local runner's OPS_API_TOKEN; in AWS requests are IAM-signed (SigV4), which a browser "
+        "cannot do."
+    )
+}
+app.configure_openapi(
+    title=TITLE,
+    version="1.0.0",
+    description=DESCRIPTION,
+    servers=SERVERS,
+    security_schemes=SECURITY_SCHEMES,
+    security=[{"opsToken": []}],  # every documented route; /docs and / are not in the document
+)
+# The servers are given again: without them Swagger UI would name the stage path the request came by.
+app.enable_swagger(path=DOCS_PATH, servers=SERVERS, persist_authorization=True)
 register_error_handlers(app)
 
 ACTED = answers(AppointmentView, ACTION_ERRORS)
@@ -84,6 +116,17 @@ def _acted(appointment_id: str, command: Command, if_match: str | None) -> Respo
     return _answer(after, AppointmentView.of(after))
 
 
+@app.get(ROOT_PATH, include_in_schema=False)
+def root() -> Response[str]:
+    # Relative: from the runner's / it is /docs, from API Gateway's /v1/ it is /v1/docs.
+    return Response(
+        status_code=302,
+        content_type=content_types.APPLICATION_JSON,
+        body='{"docs": "docs", "message": "Swagger UI is at docs (the OpenAPI document: docs?format=json)"}',
+        headers={"Location": "docs"},
+    )
+
+
 @app.get(
     "/appointments",
     summary="List appointments by start time, with filters",
@@ -96,6 +139,15 @@ def list_appointments(
     unassigned: Annotated[bool | None, Query()] = None,
     technician: Annotated[str | None, Query(max_length=500, description="A technician id.")] = None,
     external_id: Annotated[str | None, Query(max_length=200, description="<system>:<id>")] = None,
+    ticket: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="<system>:<id> of a ticket, e.g. autotask:48213: every appointment linked to it, by start "
+            "(other filters apply; `from` and `to` do not). The ticket's id, not its number (T20261123.0004): "
+            "the link is kept by system and id.",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AppointmentList:
@@ -106,6 +158,7 @@ def list_appointments(
         unassigned=unassigned,
         technician=technician,
         external_ref=external_ref(external_id) if external_id else None,
+        ticket=ticket_ref(ticket) if ticket else None,
         limit=limit,
         cursor=cursor,
     )
@@ -275,6 +328,6 @@ def defer(appointment_id: str, body: DeferBody, if_match: IfMatch = None) -> Res
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="OpsRequests", unit=MetricUnit.Count, value=1)
-    if event.get("resource") != DOCS_PATH and caller_identity(event) is None:
+    if event.get("resource") not in PUBLIC_PATHS and caller_identity(event) is None:
         return unauthenticated(event)
     return form_body(event) or app.resolve(event, context)

@@ -89,8 +89,12 @@ class Stack:
         headers: dict[str, str] | None = None,
         caller: str | None = OPS_CALLER,
         raw: bytes | None = None,
+        content_type: str | None = "application/json",
     ) -> dict[str, Any]:
-        """The handler's raw answer; ``caller`` None is a request IAM did not authenticate."""
+        """The handler's raw answer; ``caller`` None is a request IAM did not authenticate.
+
+        ``content_type`` None sends no Content-Type header at all (as a bare ``curl --data-binary`` or a
+        Swagger UI GET does)."""
         routes = RouteTable(route for spec in self.specs.values() for route in spec.routes if route.api == "OpsApi")
         url_path, _, query = path.partition("?")
         matched = routes.match(method, url_path)
@@ -101,7 +105,7 @@ class Stack:
             method=method,
             path=url_path,
             query=query,
-            headers=tuple({"Content-Type": "application/json", **(headers or {})}.items()),
+            headers=tuple((({"Content-Type": content_type} if content_type else {}) | (headers or {})).items()),
             body=payload,
         )
         identity = anonymous_identity("198.51.100.7", "ops-test") | ({"userArn": caller} if caller else {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -348,3 +349,93 @@ def test_aws_calls_per_request_are_the_bill(stack: Stack) -> None:
     assert counted("GET", f"/appointments/{appointment_id}") == ["Query"]
     # One query per UTC day of the range: two days here.
     assert counted("GET", "/appointments?from=2026-11-23T00:00:00Z&to=2026-11-25T00:00:00Z") == ["Query", "Query"]
+
+
+# --- content types --------------------------------------------------------------------------------
+
+
+def test_a_json_body_without_a_content_type_is_read_as_json(stack: Stack) -> None:
+    # A gateway, a bare `curl --data-binary` or a hand-written client may send no Content-Type at all.
+    reply = stack.ops_raw("POST", "/appointments", raw=json.dumps(booking()).encode(), content_type=None)
+    assert reply["statusCode"] == 201, reply["body"]
+    appointment_id = json.loads(reply["body"])["id"]
+
+    noted = stack.ops_raw(
+        "POST", f"/appointments/{appointment_id}/notes", raw=b'{"text": "Prefers mornings."}', content_type=None
+    )
+    assert noted["statusCode"] == 200, noted["body"]
+    assert [note.text for note in wiring.store().get(appointment_id).notes] == ["Prefers mornings."]
+
+
+def test_a_json_body_sent_as_text_plain_stays_a_400(stack: Stack) -> None:
+    reply = stack.ops_raw("POST", "/appointments", raw=json.dumps(booking()).encode(), content_type="text/plain")
+    assert reply["statusCode"] == 400, reply["body"]
+    assert json.loads(reply["body"])["error"]["code"] == "malformed_payload"
+
+
+# --- the past is refused --------------------------------------------------------------------------
+
+
+def test_an_appointment_starting_in_the_past_is_not_created(stack: Stack) -> None:
+    past = NOW - timedelta(minutes=1)
+    reply = stack.ops(
+        "POST", "/appointments", booking(start=past.isoformat(), end=(past + timedelta(hours=1)).isoformat())
+    )
+    assert reply.status == 422, reply.body
+    assert reply.body["error"]["details"][0]["field"] == "start"
+    assert stack.ops("GET", "/appointments?from=2026-11-23T00:00:00Z").body["items"] == []
+
+
+def test_an_appointment_is_not_rescheduled_into_the_past(stack: Stack) -> None:
+    appointment_id = created(stack)["id"]
+    reply = stack.ops("POST", f"/appointments/{appointment_id}/reschedule", {"start": "2026-11-23T09:00:00Z"})
+    assert reply.status == 422, reply.body
+    assert reply.body["error"]["details"][0]["field"] == "start"
+    assert wiring.store().get(appointment_id).version == 1
+    # The clock is the service's: once it passes a start, that start is past too.
+    stack.clock.set(START + timedelta(hours=1))
+    late = stack.ops("POST", f"/appointments/{appointment_id}/reschedule", {"start": START.isoformat()})
+    assert (late.status, late.body["error"]["details"][0]["field"]) == (422, "start")
+
+
+# --- by ticket ------------------------------------------------------------------------------------
+
+
+def test_the_list_finds_the_appointments_of_a_ticket(stack: Stack) -> None:
+    later = created(stack, start="2026-11-24T15:00:00Z", end="2026-11-24T15:30:00Z")["id"]
+    first = created(stack)["id"]
+    created(stack, ticket={"system": "autotask", "id": "50001"})
+    created(stack, ticket=None)
+
+    found = stack.ops("GET", "/appointments?ticket=autotask:48213")
+    assert found.status == 200, found.body
+    assert [item["id"] for item in found.body["items"]] == [first, later]  # by start
+    assert found.body["next_cursor"] is None
+    assert stack.ops("GET", "/appointments?ticket=autotask:48213&limit=1").body["items"][0]["id"] == first
+    assert stack.ops("GET", "/appointments?ticket=autotask:48213&status=cancelled").body["items"] == []
+    assert stack.ops("GET", "/appointments?ticket=connectwise:48213").body["items"] == []
+    # The link is kept by system and id: a ticket number finds nothing, and a bare one is refused.
+    assert stack.ops("GET", "/appointments?ticket=autotask:T20261123.0004").body["items"] == []
+    malformed = stack.ops("GET", "/appointments?ticket=48213")
+    assert (malformed.status, malformed.body["error"]["details"][0]["field"]) == (422, "ticket")
+
+
+# --- the way in for a browser ---------------------------------------------------------------------
+
+
+def test_the_root_redirects_to_the_documentation_without_a_caller(stack: Stack) -> None:
+    reply = stack.ops("GET", "/", caller=None, content_type=None)
+    assert reply.status == 302
+    assert reply.headers["Location"] == "docs"  # relative: /docs locally, /v1/docs through API Gateway
+
+
+def test_the_served_document_declares_the_bearer_scheme_and_a_server_at_the_root(stack: Stack) -> None:
+    reply = stack.ops_raw("GET", "/docs?format=json", caller=None, content_type=None)
+    assert reply["statusCode"] == 200
+    spec = json.loads(reply["body"])
+    # Not the stage path the request came by: the runner serves the routes at the root.
+    assert [server["url"] for server in spec["servers"]] == ["/", "/v1"]
+    scheme = spec["components"]["securitySchemes"]["opsToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "SigV4" in scheme["description"]
+    assert spec["security"] == [{"opsToken": []}]

@@ -87,11 +87,11 @@ class LocalRunner:
 
 @contextmanager
 def running(
-    template: Path, *, manual_clock: bool = True, background: bool = False, port: int = 0
+    template: Path, *, manual_clock: bool = True, background: bool = False, port: int = 0, verbose: bool = False
 ) -> Iterator[LocalRunner]:
     clock = RunnerClock(manual=manual_clock)
     clock.set(START)
-    runner = Runner(RunnerConfig(template_path=template, ops_token=OPS_TOKEN), clock)
+    runner = Runner(RunnerConfig(template_path=template, ops_token=OPS_TOKEN, verbose=verbose), clock)
     server = LocalServer(runner, port)
     runner.start()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -126,7 +126,9 @@ def test_webhooks_and_ops_never_share_an_api() -> None:
     assert {route.api for route in routes if route.path.startswith("/webhooks")} == {"WebhookApi"}
     assert all(not route.iam_auth for route in routes if route.api == "WebhookApi")
     ops = [route for route in routes if route.api == "OpsApi"]
-    assert all(route.iam_auth for route in ops if route.path != "/docs")  # the documentation alone is public
+    # The documentation and the root that redirects to it alone are public.
+    assert all(route.iam_auth for route in ops if route.path not in ("/docs", "/"))
+    assert not any(route.iam_auth for route in ops if route.path in ("/docs", "/"))
 
 
 def test_docs_events_lists_every_history_action_as_an_event_type() -> None:

@@ -1060,7 +1060,7 @@ def test_no_mail_key_is_written_twice_over_a_life_of_reschedules() -> None:
     for previous, start in itertools.pairwise(starts):
         for at in (previous - 24 * H, previous - 3 * H):
             failed += desk.sweep_at(at).failed
-        desk.clock.set(previous - 2 * H)
+        desk.clock.set(min(previous, start) - 2 * H)  # ops move an appointment only to a start still ahead
         if start != desk.get(booked.id).start:
             desk.act(booked.id, Reschedule(start=start))
     for at in (S + 24 * H, S + 47 * H, S + 48 * H - H):

@@ -328,6 +328,13 @@ def external_ref(text: str) -> ExternalRef:
     return ExternalRef(system=system, id=identifier)
 
 
+def ticket_ref(text: str) -> TicketRef:
+    system, sep, identifier = text.partition(":")
+    if not sep or not system.strip() or not identifier.strip():
+        raise InvalidInput("ticket", "must be <system>:<id>, e.g. autotask:48213 (the ticket's id, not its number)")
+    return TicketRef(system=system, id=identifier)
+
+
 # -- errors, for the OpenAPI document (the handlers answer them through appointments.http) ---------
 
 

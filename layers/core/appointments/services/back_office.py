@@ -18,14 +18,20 @@ from appointments.domain.ids import new_ulid
 from appointments.domain.model import CancelledBy, ContactOutcome, Status
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.domain.rules import RuleTimings, armed
-from appointments.errors import CouponCodeTaken, InvalidInput, PreconditionFailed, VersionConflict
+from appointments.errors import (
+    AppointmentNotFound,
+    CouponCodeTaken,
+    InvalidInput,
+    PreconditionFailed,
+    VersionConflict,
+)
 from appointments.ports import AppointmentPage, WaitingPage
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.domain.coupons import CouponPolicy
     from appointments.domain.lifecycle import AppointmentDraft, Change
-    from appointments.domain.model import Actor, Appointment, ExternalRef, Technician
+    from appointments.domain.model import Actor, Appointment, ExternalRef, Technician, TicketRef
     from appointments.ports import AppointmentRecord, AppointmentStore, Clock
 
 ATTEMPTS = 3
@@ -135,6 +141,7 @@ class AppointmentQuery:
     unassigned: bool | None = None
     technician: str | None = None
     external_ref: ExternalRef | None = None
+    ticket: TicketRef | None = None  # system and id: the ticket link's key (its number is not)
     limit: int = 50
     cursor: str | None = None
 
@@ -164,6 +171,12 @@ class BackOffice:
             found = self._store.find_by_external_ref(query.external_ref)
             items = () if found is None else (self._store.get(found),)
             return AppointmentPage(items=tuple(a for a in items if _matches(a, query)), next_cursor=None)
+        if query.ticket is not None:
+            linked = [self._linked(appointment_id) for appointment_id in self._store.find_by_ticket(query.ticket)]
+            on_ticket = sorted(
+                (a for a in linked if a is not None and _matches(a, query)), key=lambda a: (a.start, a.id)
+            )
+            return AppointmentPage(items=tuple(on_ticket[: query.limit]), next_cursor=None)
         start_from = query.start_from or self._clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         start_to = query.start_to or start_from + timedelta(days=DEFAULT_LIST_DAYS)
         if start_to <= start_from:
@@ -174,6 +187,12 @@ class BackOffice:
     def unmatched(self, *, limit: int, cursor: str | None) -> WaitingPage:
         """Events that wait for a booking (or a ticket) the desk does not hold yet."""
         return self._store.unmatched(limit=limit, cursor=cursor)
+
+    def _linked(self, appointment_id: str) -> Appointment | None:
+        try:
+            return self._store.get(appointment_id)
+        except AppointmentNotFound:  # the link outlived its appointment
+            return None
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -294,6 +313,11 @@ def _said(message: str | None) -> dict[str, Any]:
 
 
 def _matches(appointment: Appointment, query: AppointmentQuery) -> bool:
+    ticket = appointment.ticket
+    if query.ticket is not None and (
+        ticket is None or (ticket.system, ticket.id) != (query.ticket.system, query.ticket.id)
+    ):
+        return False
     if query.status is not None and appointment.status is not query.status:
         return False
     if query.unassigned is not None and appointment.is_assigned == query.unassigned:
