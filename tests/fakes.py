@@ -172,8 +172,7 @@ class InMemoryAppointmentStore:
         return WaitingPage(items=page, cursor=str(offset + limit) if offset + limit < len(everything) else None)
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
-        stamped = sorted(self.waits[key].values(), key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))
-        return tuple(stamped)
+        return tuple(sorted(self.waits[key].values(), key=lambda e: e.stamp.order))
 
     def claim_mail(
         self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime

@@ -123,6 +123,10 @@ def _due_shard_key(kind: DueKind, shard: int) -> str:
     return f"{'DUE' if kind is DueKind.APPOINTMENT else 'MAIL'}#{shard}"
 
 
+def _encode_due_cursor(last_key: Mapping[str, Any] | None) -> str | None:
+    return None if last_key is None else base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode()
+
+
 def _decode_due_cursor(cursor: str) -> dict[str, Any]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
@@ -215,7 +219,7 @@ class DynamoAppointmentStore:
         last = response.get("LastEvaluatedKey")
         return DuePage(
             items=tuple(_due_item_from(item) for item in response.get("Items", [])),
-            cursor=None if last is None else base64.urlsafe_b64encode(json.dumps(last).encode()).decode(),
+            cursor=_encode_due_cursor(last),
         )
 
     def list_between(self, start_from: datetime, start_to: datetime, limit: int, cursor: str | None) -> AppointmentPage:
@@ -326,8 +330,7 @@ class DynamoAppointmentStore:
                 if item is not None:  # applied or expired meanwhile
                     items.append(_waiting_from(item))
         last = response.get("LastEvaluatedKey")
-        encoded = None if last is None else base64.urlsafe_b64encode(json.dumps(last).encode()).decode()
-        return WaitingPage(items=tuple(items), cursor=encoded)
+        return WaitingPage(items=tuple(items), cursor=_encode_due_cursor(last))
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
         items = self._query_all(
@@ -336,36 +339,30 @@ class DynamoAppointmentStore:
             ConsistentRead=True,
         )
         events = [CanonicalEvent.model_validate_json(item["doc"]["S"]) for item in items]
-        return tuple(sorted(events, key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak)))
+        return tuple(sorted(events, key=lambda e: e.stamp.order))
 
     def claim_mail(
         self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime
     ) -> OutboxMail | None:
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=_mail_key(appointment_id, mail_key),
-                UpdateExpression="SET #status = :sending, claim = :token, due_at = :lease, attempts = "
-                "if_not_exists(attempts, :zero) + :one",
-                # Pending and due, or sending with its lease (kept in due_at) run out: a crashed sender's mail.
-                ConditionExpression="#status IN (:pending, :sending) AND due_at <= :now",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":sending": _s(MailStatus.SENDING),
-                    ":pending": _s(MailStatus.PENDING),
-                    ":token": _s(token),
-                    ":lease": _s(key_time(lease_until)),
-                    ":now": _s(key_time(now)),
-                    ":zero": _n(0),
-                    ":one": _n(1),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return None
-            raise _translate(error) from error
-        return _mail_from(response["Attributes"])
+        claimed = self._update_if(
+            Key=_mail_key(appointment_id, mail_key),
+            UpdateExpression="SET #status = :sending, claim = :token, due_at = :lease, attempts = "
+            "if_not_exists(attempts, :zero) + :one",
+            # Pending and due, or sending with its lease (kept in due_at) run out: a crashed sender's mail.
+            ConditionExpression="#status IN (:pending, :sending) AND due_at <= :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":sending": _s(MailStatus.SENDING),
+                ":pending": _s(MailStatus.PENDING),
+                ":token": _s(token),
+                ":lease": _s(key_time(lease_until)),
+                ":now": _s(key_time(now)),
+                ":zero": _n(0),
+                ":one": _n(1),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return None if claimed is None else _mail_from(claimed)
 
     def finish_mail(
         self,
@@ -377,60 +374,44 @@ class DynamoAppointmentStore:
         message_id: str,
         status: MailStatus = MailStatus.SENT,
     ) -> bool:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_mail_key(appointment_id, mail_key),
-                UpdateExpression="SET #status = :sent, sent_at = :at, message_id = :id REMOVE due_shard, due_at, claim",
-                ConditionExpression="#status = :sending AND claim = :token",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":sent": _s(status),
-                    ":sending": _s(MailStatus.SENDING),
-                    ":token": _s(token),
-                    ":at": _s(at.astimezone(UTC).isoformat()),
-                    ":id": _s(message_id),
-                },
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise _translate(error) from error
-        return True
+        finished = self._update_if(
+            Key=_mail_key(appointment_id, mail_key),
+            UpdateExpression="SET #status = :sent, sent_at = :at, message_id = :id REMOVE due_shard, due_at, claim",
+            ConditionExpression="#status = :sending AND claim = :token",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":sent": _s(status),
+                ":sending": _s(MailStatus.SENDING),
+                ":token": _s(token),
+                ":at": _s(at.astimezone(UTC).isoformat()),
+                ":id": _s(message_id),
+            },
+        )
+        return finished is not None
 
     def release_mail(self, appointment_id: str, mail_key: str, *, token: str, retry_at: datetime) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_mail_key(appointment_id, mail_key),
-                UpdateExpression="SET #status = :pending, due_at = :retry REMOVE claim",
-                ConditionExpression="#status = :sending AND claim = :token",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":pending": _s(MailStatus.PENDING),
-                    ":sending": _s(MailStatus.SENDING),
-                    ":token": _s(token),
-                    ":retry": _s(key_time(retry_at)),
-                },
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":  # lost the claim: the new holder decides
-                raise _translate(error) from error
+        # A lost claim changes nothing: its new holder decides.
+        self._update_if(
+            Key=_mail_key(appointment_id, mail_key),
+            UpdateExpression="SET #status = :pending, due_at = :retry REMOVE claim",
+            ConditionExpression="#status = :sending AND claim = :token",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":pending": _s(MailStatus.PENDING),
+                ":sending": _s(MailStatus.SENDING),
+                ":token": _s(token),
+                ":retry": _s(key_time(retry_at)),
+            },
+        )
 
     def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
-                UpdateExpression="SET published_at = :at",
-                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(published_at)",
-                ExpressionAttributeValues={":at": _s(at.astimezone(UTC).isoformat())},
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise _translate(error) from error
-        return True
+        marked = self._update_if(
+            Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
+            UpdateExpression="SET published_at = :at",
+            ConditionExpression="attribute_exists(PK) AND attribute_not_exists(published_at)",
+            ExpressionAttributeValues={":at": _s(at.astimezone(UTC).isoformat())},
+        )
+        return marked is not None
 
     def unmark_published(self, appointment_id: str, history_key: str) -> None:
         with _translated():
@@ -439,6 +420,17 @@ class DynamoAppointmentStore:
                 Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
                 UpdateExpression="REMOVE published_at",
             )
+
+    def _update_if(self, **request: Any) -> Mapping[str, AttributeValueTypeDef] | None:
+        """A conditional UpdateItem: the item's attributes (all of them with ``ReturnValues``), or None when
+        the condition did not hold. Every other error is translated."""
+        try:
+            response = self._client.update_item(TableName=self._table, **request)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return None
+            raise _translate(error) from error
+        return response.get("Attributes", {})
 
     def _mail_failed(self, appointment_id: str, mail_key: str, token: str) -> TransactWriteItemTypeDef:
         return {

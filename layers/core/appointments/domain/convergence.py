@@ -265,8 +265,8 @@ def absorb(survivor: Appointment, absorbed: Appointment) -> dict[str, Any]:
     ours, theirs_status = stamps.get(Fact.STATUS), absorbed.fact_stamps.get(Fact.STATUS)
     cancelled = [a for a in (survivor, absorbed) if a.status is Status.CANCELLED]
     if cancelled:
-        first = min(cancelled, key=lambda a: _stamp_key(a.fact_stamps.get(Fact.STATUS)))
-        winner = first
+        # A cancelled appointment's status always carries a stamp (the cancellation's).
+        winner = min(cancelled, key=lambda a: a.fact_stamps[Fact.STATUS].order)
     else:
         winner = absorbed if theirs_status is not None and theirs_status.newer_than(ours) else survivor
     if winner is absorbed:
@@ -293,7 +293,3 @@ def absorb(survivor: Appointment, absorbed: Appointment) -> dict[str, Any]:
         "notices_sent": {**absorbed.notices_sent, **survivor.notices_sent},
         "created_at": min(survivor.created_at, absorbed.created_at),
     }
-
-
-def _stamp_key(stamp: Stamp | None) -> tuple[Any, ...]:
-    return () if stamp is None else (stamp.at, stamp.sequence, stamp.tiebreak)

@@ -103,8 +103,13 @@ class Stamp(Frozen):
     sequence: int = 0
     tiebreak: Annotated[str, Field(max_length=500)] = ""
 
+    @property
+    def order(self) -> tuple[datetime, int, str]:
+        """What stamps sort by: the same in every delivery order."""
+        return (self.at, self.sequence, self.tiebreak)
+
     def newer_than(self, other: Stamp | None) -> bool:
-        return other is None or (self.at, self.sequence, self.tiebreak) > (other.at, other.sequence, other.tiebreak)
+        return other is None or self.order > other.order
 
     @classmethod
     def of_change(cls, at: datetime, actor: Actor) -> Stamp:

@@ -71,6 +71,23 @@ class OutboxMail(Frozen):
         key = f"{kind}#{appointment.start.isoformat()}#v{appointment.version}"
         return cls(key=key, appointment_id=appointment.id, kind=kind, to=to, context=context, created_at=at)
 
+    @classmethod
+    def ops_alert(
+        cls,
+        appointment: Appointment,
+        *,
+        code: str,
+        subject: str,
+        to: tuple[str, ...],
+        at: datetime,
+        context: dict[str, Any] | None = None,
+    ) -> OutboxMail:
+        """An alert to ops about one change; ``code`` keeps two alerts of one change apart."""
+        mail = cls.for_change(
+            MailKind.OPS_ALERT, appointment, to=to, at=at, context={"subject": subject, **(context or {})}
+        )
+        return mail.model_copy(update={"key": f"{mail.key}#{code}"})
+
 
 def overtaken(mail: OutboxMail, appointment: Appointment) -> str | None:
     """Why a customer mail written earlier must not go out now, or None. A mail is rendered from the

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 3
-ALERT_KEY_SUFFIX = "#bounce"
+ALERT_CODE = "bounce"
 ALERTING = frozenset({Feedback.BOUNCE, Feedback.COMPLAINT, Feedback.REJECT})
 _ADDRESS = re.compile(r"[^\s<>@,;:\"'()\[\]]+@[^\s<>@,;:\"'()\[\]]+")
 
@@ -123,14 +123,15 @@ class MailFeedback:
         if alerted:
             told = {key: value for key, value in detail.items() if value is not None and key != "alerted"}
             told["recipients"] = list(notice.recipients)  # ops may read them: the alert already names the customer
-            alert = OutboxMail.for_change(
-                MailKind.OPS_ALERT,
+            alert = OutboxMail.ops_alert(
                 change.after,
+                code=ALERT_CODE,
+                subject=_alert_subject(notice, kind),
                 to=(self._policy.ops_alert_email,),
                 at=at,
-                context={"subject": _alert_subject(notice, kind), **told},
+                context=told,
             )
-            change = change.with_mails(alert.model_copy(update={"key": f"{alert.key}{ALERT_KEY_SUFFIX}"}))
+            change = change.with_mails(alert)
         return change, alerted
 
     def _roles(self, record: AppointmentRecord, notice: MailNotice) -> list[str]:

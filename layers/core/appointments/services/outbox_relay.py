@@ -42,6 +42,7 @@ from appointments.ports import DomainEvent, OutgoingMail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from appointments.domain.model import Appointment
     from appointments.mail.render import RenderedMail
@@ -135,13 +136,7 @@ class OutboxRelay:
         try:
             appointment = self._store.get(appointment_id)
             if (reason := overtaken(mail, appointment)) is not None:
-                logger.info(
-                    "a mail was overtaken before it went out", extra={"mail_kind": mail.kind.value, "why": reason}
-                )
-                self._store.finish_mail(
-                    appointment_id, mail_key, token=token, at=now, message_id="", status=MailStatus.SKIPPED
-                )
-                return Sent.SKIPPED
+                return self._skip(mail, token, now, reason)
             rendered = self._render(mail, appointment)
             message_id = self._mailer.send(
                 OutgoingMail(
@@ -167,9 +162,7 @@ class OutboxRelay:
             self._fail(appointment_id, mail, token, rejected.message)
             return Sent.FAILED
         except AppointmentNotFound:
-            # Merged into another appointment since: the mail was written for it, send it nowhere.
-            self._fail_orphan(appointment_id, mail, token)
-            return Sent.FAILED
+            return self._skip(mail, token, now, "its appointment was merged into another (a reschedule chain)")
         except Exception:
             # A fault of ours (a template that cannot render): never lost, retried, and failed loudly at the end.
             logger.exception("a mail could not be sent; it is retried")
@@ -182,6 +175,14 @@ class OutboxRelay:
         self._store.finish_mail(appointment_id, mail_key, token=token, at=self._clock.now(), message_id=message_id)
         return Sent.SENT
 
+    def _skip(self, mail: OutboxMail, token: str, now: datetime, reason: str) -> Sent:
+        """Never sent, and marked so: a later change overtook it, or its appointment is gone."""
+        logger.info("a mail is skipped", extra={"mail_kind": mail.kind.value, "why": reason})
+        self._store.finish_mail(
+            mail.appointment_id, mail.key, token=token, at=now, message_id="", status=MailStatus.SKIPPED
+        )
+        return Sent.SKIPPED
+
     def _fail(self, appointment_id: str, mail: OutboxMail, token: str, reason: str) -> None:
         """Failed for good: recorded in the appointment's history, and ops told (unless it was their alert)."""
         for remaining in reversed(range(ATTEMPTS)):
@@ -190,26 +191,18 @@ class OutboxRelay:
             detail = {"mail": mail.key, "kind": mail.kind.value, "reason": reason, "attempts": mail.attempts}
             change = lifecycle.record(appointment, Record.MAIL_FAILED, at=at, actor=Actor.system(), detail=detail)
             if mail.kind is not MailKind.OPS_ALERT:
-                alert = OutboxMail.for_change(
-                    MailKind.OPS_ALERT,
-                    change.after,
-                    to=(self._policy.ops_alert_email,),
-                    at=at,
-                    context={"subject": f"a {mail.kind.value} mail could not be sent", **detail},
+                subject = f"a {mail.kind.value} mail could not be sent"
+                to = (self._policy.ops_alert_email,)
+                alert = OutboxMail.ops_alert(
+                    change.after, code="mail_failed", subject=subject, to=to, at=at, context=detail
                 )
-                change = change.with_mails(alert.model_copy(update={"key": f"{alert.key}#mail_failed"}))
+                change = change.with_mails(alert)
             try:
                 self._store.commit(_failing(change, mail.key, token))
                 return
             except VersionConflict:
                 if remaining == 0:
                     raise
-
-    def _fail_orphan(self, appointment_id: str, mail: OutboxMail, token: str) -> None:
-        # Its appointment was merged into another (a reschedule chain): parked, never sent, kept for the record.
-        logger.warning("a mail's appointment is gone; the mail is parked", extra={"mail_kind": mail.kind.value})
-        parked = self._clock.now() + timedelta(days=3650)
-        self._store.release_mail(appointment_id, mail.key, token=token, retry_at=parked)
 
     # -- events ----------------------------------------------------------------------------------
 

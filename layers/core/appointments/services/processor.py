@@ -231,7 +231,7 @@ class EventProcessor:
         released_keys = [(key, event.delivery_id) for key, event in released]
         seen_keys: set[str] = set()
         while pending:
-            pending.sort(key=lambda e: (e.stamp.at, e.stamp.sequence, e.stamp.tiebreak))
+            pending.sort(key=lambda e: e.stamp.order)
             for event in pending:
                 if event.delivery_id in current.recent_deliveries:
                     continue
@@ -357,15 +357,8 @@ class EventProcessor:
         return change.with_mails(OutboxMail.for_change(kind, after, to=(email,), at=after.updated_at, context=context))
 
     def _ops_alert(self, appointment: Appointment, code: str, subject: str, detail: dict[str, Any]) -> OutboxMail:
-        mail = OutboxMail.for_change(
-            MailKind.OPS_ALERT,
-            appointment,
-            to=(self._policy.ops_alert_email,),
-            at=appointment.updated_at,
-            context={"subject": subject, **detail},
-        )
-        # Two alerts of one change must not share a key.
-        return mail.model_copy(update={"key": f"{mail.key}#{code}"})
+        to, at = (self._policy.ops_alert_email,), appointment.updated_at
+        return OutboxMail.ops_alert(appointment, code=code, subject=subject, to=to, at=at, context=detail)
 
 
 def _customer_mail(before: Appointment | None, after: Appointment) -> MailKind | None:

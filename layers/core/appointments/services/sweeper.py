@@ -255,11 +255,5 @@ class Sweeper:
         return change.with_mails(OutboxMail.for_change(kind, after, to=to, at=at, context=told))
 
     def _ops_alert(self, appointment: Appointment, code: str, subject: str) -> OutboxMail:
-        mail = OutboxMail.for_change(
-            MailKind.OPS_ALERT,
-            appointment,
-            to=(self._policy.ops_alert_email,),
-            at=appointment.updated_at,
-            context={"subject": subject, "rule": code},
-        )
-        return mail.model_copy(update={"key": f"{mail.key}#{code}"})
+        to, at = (self._policy.ops_alert_email,), appointment.updated_at
+        return OutboxMail.ops_alert(appointment, code=code, subject=subject, to=to, at=at, context={"rule": code})
