@@ -8,8 +8,13 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
-# sam build (no Docker) needs the runtime's interpreter, python3.13, on PATH; pyenv keeps it out of it.
-PY313_BIN ?= $(shell d=$$(pyenv root 2>/dev/null)/versions; ls -d $$d/3.13*/bin 2>/dev/null | sort -V | tail -1)
+# sam build (no Docker) needs the runtime's interpreter, python3.13, on PATH: pyenv's newest 3.13 (pyenv
+# keeps it off PATH), else a python3.13 already on PATH (`command -v`; its real folder, through any shim).
+PY313_BIN ?= $(shell d=$$(pyenv root 2>/dev/null)/versions; b=$$(ls -d $$d/3.13*/bin 2>/dev/null | sort -V | tail -1); \
+	[ -n "$$b" ] || ! command -v python3.13 >/dev/null || b=$$(python3.13 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null); \
+	echo "$$b")
+# $(call pip_install,<python>,<requirements>): pip's own line per package; its progress bar only on a terminal.
+pip_install = p=off; [ -t 1 ] && p=on; $(1) -m pip install --disable-pip-version-check --progress-bar $$p -r $(2)
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help venv test test-unit test-integration soak lint fmt fmt-check type lint-template check build deploy run bench openapi clean
@@ -18,14 +23,16 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements/dev.txt layers/core/requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
-	touch $@
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON) (first run: about a minute)…"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing the pinned requirements (requirements/dev.txt) into $(VENV)…"
+	@$(call pip_install,$(PY),requirements/dev.txt)
+	@touch $@; echo "$(VENV) is ready."
 
 $(SAM_VENV)/.installed: requirements/sam.txt
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt
-	touch $@
+	@test -x $(SAM_VENV)/bin/python || { echo "creating $(SAM_VENV) for SAM CLI (first run: about a minute)…"; $(PYTHON) -m venv $(SAM_VENV); }
+	@echo "installing the pinned SAM CLI (requirements/sam.txt) into $(SAM_VENV)…"
+	@$(call pip_install,$(SAM_VENV)/bin/python,requirements/sam.txt)
+	@touch $@; echo "$(SAM_VENV) is ready."
 
 venv: $(VENV)/.installed ## create .venv from the pinned requirements
 
@@ -65,7 +72,13 @@ lint-template: $(VENV)/.installed $(SAM_VENV)/.installed ## cfn-lint, the dangli
 check: lint fmt-check type lint-template test ## everything CI checks
 
 build: $(SAM_VENV)/.installed ## sam build, no Docker (python3.13, arm64)
-	@test -n "$(PY313_BIN)" || { echo "make build needs a python3.13 interpreter (pyenv install 3.13)"; exit 1; }
+	@test -n "$(PY313_BIN)" || { \
+	  echo "make build needs a python3.13 interpreter (sam build without Docker runs the runtime's own); none found."; \
+	  echo "Get one, then run make build again:"; \
+	  echo "  pyenv install 3.13                      (make build finds pyenv's newest 3.13)"; \
+	  echo "  or your distribution's python3.13 package (apt install python3.13, brew install python@3.13)"; \
+	  echo "  or point at one: make build PY313_BIN=/path/to/its/bin"; \
+	  exit 1; }
 	PATH="$(PY313_BIN):$$PATH" $(SAM) build
 
 deploy: build ## sam deploy --guided

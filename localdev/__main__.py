@@ -29,7 +29,7 @@ from localdev.runner import DEV_OPS_TOKEN, Runner, RunnerConfig, StartupError, d
 from localdev.samples import shift, shift_days
 from localdev.schedule import ScheduleError
 from localdev.server import LocalServer
-from localdev.signing import DEV_SECRETS, signature_headers
+from localdev.signing import DEV_SECRETS, runner_webhook
 from localdev.template import TEMPLATE, TemplateError, layer_paths, load_template
 
 DEFAULT_PORT = 3000
@@ -223,8 +223,7 @@ def _shifted_body(source: str, body: bytes, now: datetime, days: int | None) -> 
 
 def _post_webhook(base: str, source: str, body: bytes, now: datetime) -> tuple[int, Any]:
     """Sign ``body`` as ``source``'s vendor would at the runner's ``now`` and post it."""
-    secret = os.environ.get(f"WEBHOOK_SECRET_{source.upper()}", DEV_SECRETS[source])
-    headers = {"Content-Type": "application/json", **signature_headers(source, secret, body, now)}
+    body, headers = runner_webhook(source, body, base, now, os.environ.get(f"WEBHOOK_SECRET_{source.upper()}"))
     return _request(f"{base}/webhooks/{source}", body=body, headers=headers)
 
 

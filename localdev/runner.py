@@ -39,6 +39,7 @@ from localdev.apigw import (
     proxy_event,
 )
 from localdev.eventbridge import BusEvent, PatternError, RuleTarget, drain_taps, install_taps
+from localdev.fake_timezest import FakeTimeZest
 from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
 from localdev.resources import ACCOUNT_ID, REGION, provision
@@ -69,7 +70,8 @@ if TYPE_CHECKING:
     from localdev.schedule import ScheduleExpression
     from localdev.template import ApiRoute, ScheduledInvocation
 
-DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example"}
+DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example", "TimeZestPolling": "ENABLED"}
+FAKE_TIMEZEST_PATH = "/_local/timezest/v1"  # where the runner serves its fake TimeZest API
 DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, printed at start
 DEV_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-dev"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -181,6 +183,8 @@ class Runner:
         self._root = config.template_path.resolve().parent
         self._specs = {spec.logical_id: spec for spec in functions(self._template, root=self._root)}
         self._parameters = parameter_defaults(self._template, {**DEV_PARAMETERS, **config.parameters})
+        # TimeZest sends no webhooks: the poller reads this fake unless TIMEZEST_API_URL names another.
+        self.timezest = FakeTimeZest(clock=clock.now, api_key=config.webhook_secrets.get("timezest", ""))
         self.routes = RouteTable(route for spec in self._specs.values() for route in spec.routes)
         self._schedules = self._parse_schedules()
         self._streams = self._stream_mappings()
@@ -266,9 +270,18 @@ class Runner:
         self._saved_environment.clear()
         console.uninstall()
 
+    def listening_at(self, base_url: str) -> None:
+        """The server's address, known once it is bound (before ``start``): the poller's fake TimeZest is there."""
+        if "TimeZestApiUrl" in self._parameters and "TimeZestApiUrl" not in self.config.parameters:
+            self._parameters["TimeZestApiUrl"] = os.environ.get("TIMEZEST_API_URL") or base_url + FAKE_TIMEZEST_PATH
+        # ConnectWise callbacks name their signing key's URL: locally, the key the runner serves.
+        if "ConnectWiseKeyHosts" in self._parameters and "ConnectWiseKeyHosts" not in self.config.parameters:
+            self._parameters["ConnectWiseKeyHosts"] += "," + base_url
+
     def reset(self) -> None:
         """Forget every item, message, stream record, event and mail; the clock stays where it is."""
         with self._pump_lock, self._lock:  # no pump pass reads a stream or a queue that is going away
+            self.timezest.reset()
             self._reset_moto()
             _wiring().use_clock(self.clock)
             self._provision()
@@ -330,6 +343,8 @@ class Runner:
         parsed = []
         for spec in self._specs.values():
             for schedule in spec.schedules:
+                if schedule.state_parameter is not None and self._parameters[schedule.state_parameter] == "DISABLED":
+                    continue
                 try:
                     expression = parse_schedule(schedule.expression, timezone=schedule.timezone)
                 except ScheduleError as error:

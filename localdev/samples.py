@@ -5,7 +5,7 @@ whose clock says otherwise, their appointments are in the past (or far ahead) an
 fires. ``shifted`` moves every time in a sample by the same whole number of days, so that the sample's
 earliest appointment start lands on the day after the runner's date, at the same time of day, and the
 sample keeps its offsets: the event's own time (``occurred_at``, ``createdAt``, ``created_at``,
-``EventTime``) moves with its booking. The days are counted in UTC: across a daylight-saving change the
+``EventTime``, ``timestamp``) moves with its booking. The days are counted in UTC: across a daylight-saving change the
 customer's local time of day moves by the hour of the change.
 
 A sample without an appointment start (an Autotask ticket change, a generic assignment) is anchored on
@@ -31,12 +31,16 @@ _STARTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "calcom": (("payload", "startTime"), ("payload", "rescheduleStartTime")),
     "calendly": (("payload", "scheduled_event", "start_time"),),
     "autotask": (),
+    "connectwise": (),
+    "halopsa": (("appointment", "start_date"),),
 }
 _EVENT_TIMES: dict[str, tuple[tuple[str, ...], ...]] = {
     "generic": (("occurred_at",),),
     "calcom": (("createdAt",),),
     "calendly": (("created_at",),),
     "autotask": (("EventTime",),),
+    "connectwise": (),
+    "halopsa": (("timestamp",),),
 }
 _OTHER_TIMES: dict[str, tuple[tuple[str, ...], ...]] = {
     "generic": (("appointment", "end"),),
@@ -52,6 +56,8 @@ _OTHER_TIMES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("payload", "scheduled_event", "cancellation", "created_at"),
     ),
     "autotask": (),
+    "connectwise": (),  # its times are inside Entity, a JSON string: sent as they are
+    "halopsa": (("appointment", "end_date"),),
 }
 SOURCES = tuple(_STARTS)
 

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 from localdev import console
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
 from localdev.gate import Gate
-from localdev.runner import MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
+from localdev.runner import FAKE_TIMEZEST_PATH, MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
 from localdev.ses import BOUNCES, FeedbackRefused
+from localdev.signing import CONNECTWISE_KEY_PATH, DEV_CONNECTWISE_SIGNING_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,6 +59,7 @@ class LocalServer(ThreadingHTTPServer):
         self.runner = runner
         self.read_timeout_seconds = READ_TIMEOUT_SECONDS
         super().__init__(("127.0.0.1", port), _Handler)
+        runner.listening_at(f"http://127.0.0.1:{self.port}")
         self._requests = Gate()
         self._state = threading.Lock()
         # Time only moves forward, except by the first move after a reset (or start): nothing is left
@@ -267,6 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _local(self, path: str, body: bytes) -> HttpResponse:
         runner = self.server.runner
+        if path.startswith(FAKE_TIMEZEST_PATH + "/"):
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            query = urlsplit(self.path).query
+            answer = runner.timezest.answer(self.command, path.removeprefix(FAKE_TIMEZEST_PATH), query, headers)
+            return HttpResponse(status=answer.status, headers=list(answer.headers.items()), body=answer.body)
         routes: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
             ("GET", "/_local/health"): self._health,
             ("GET", "/_local/clock"): lambda: {"now": runner.clock.now().isoformat(), "mode": runner.clock.mode},
@@ -281,6 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/_local/dlq/redrive"): lambda: {"redriven": runner.redrive()},
             ("POST", "/_local/ses/bounce"): lambda: self._ses_feedback("Bounce", body),
             ("POST", "/_local/ses/complaint"): lambda: self._ses_feedback("Complaint", body),
+            ("GET", CONNECTWISE_KEY_PATH): lambda: {"signing_key": DEV_CONNECTWISE_SIGNING_KEY},
+            ("GET", "/_local/timezest/requests"): lambda: {"items": list(runner.timezest.requests.values())},
+            ("POST", "/_local/timezest/requests"): lambda: self._timezest_request(body),
         }
         action = routes.get((self.command, path))
         if action is None:
@@ -294,6 +304,19 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # the developer sees what went wrong; the trace goes to the console
             traceback.print_exc()
             return _json(500, {"error": {"field": None, "message": f"{type(error).__name__}: {error}"}})
+
+    def _timezest_request(self, body: bytes) -> dict[str, Any]:
+        """Add or change a scheduling request in the fake TimeZest, as a customer booking there would."""
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            raise LocalRequestError(400, "body", "must be a JSON scheduling request") from None
+        if not isinstance(document, dict):
+            raise LocalRequestError(422, "body", "must be a JSON object (a scheduling request)")
+        try:
+            return self.server.runner.timezest.put(document)
+        except ValueError as error:
+            raise LocalRequestError(422, "id", str(error)) from None
 
     def _reset(self) -> dict[str, Any]:
         with self.server.clock_lock:

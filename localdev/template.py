@@ -130,6 +130,7 @@ class ScheduledInvocation:
     expression: str
     timezone: str
     input: str | None  # the JSON text delivered instead of the default event, if set
+    state_parameter: str | None = None  # ``State: !Ref <parameter>``: on or off by that parameter's value
 
 
 @dataclass(frozen=True)
@@ -381,12 +382,23 @@ def _schedule(
     state = properties.get("State", "ENABLED")
     if properties.get("Enabled") is False or state == "DISABLED":
         return None
+    state_parameter = None
+    if isinstance(state, dict):
+        if set(state) != {"Ref"} or not isinstance(state["Ref"], str):
+            raise TemplateError(f"{where}.State: must be ENABLED, DISABLED or a !Ref to a parameter")
+        state_parameter = state["Ref"]
     text_input = properties.get("Input")
     if text_input is not None and not isinstance(text_input, str):
         raise TemplateError(f"{where}.Input: must be a literal JSON string")
     timezone = properties.get("ScheduleExpressionTimezone", "UTC")
     return ScheduledInvocation(
-        function=function, event=name, kind=kind, expression=expression, timezone=str(timezone), input=text_input
+        function=function,
+        event=name,
+        kind=kind,
+        expression=expression,
+        timezone=str(timezone),
+        input=text_input,
+        state_parameter=state_parameter,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from appointments.adapters.dynamo_store import shard_of
@@ -16,7 +17,18 @@ from appointments.errors import (
     InvalidInput,
     VersionConflict,
 )
-from appointments.ports import AppointmentPage, AppointmentRecord, DueItem, DueKind, DuePage, Waiting, WaitingPage
+from appointments.ports import (
+    AppointmentPage,
+    AppointmentRecord,
+    ClaimedAlert,
+    DueItem,
+    DueKind,
+    DuePage,
+    UnmatchedAlert,
+    UnmatchedAlertPage,
+    Waiting,
+    WaitingPage,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +38,7 @@ if TYPE_CHECKING:
     from appointments.domain.history import HistoryEntry
     from appointments.domain.lifecycle import Change
     from appointments.domain.model import Appointment, ExternalRef, TicketRef
+    from appointments.domain.polling import PollState
 
 
 class InMemoryAppointmentStore:
@@ -43,6 +56,7 @@ class InMemoryAppointmentStore:
         self.mail_claims: dict[tuple[str, str], tuple[str, datetime]] = {}  # (id, key) -> (token, lease or retry at)
         self.published: dict[tuple[str, str], datetime] = {}  # (id, history key) -> when
         self.wait_until: dict[tuple[str, str], datetime] = {}  # (wait key, delivery id) -> dropped then
+        self.alerts: dict[tuple[str, str], FakeAlert] = {}  # (wait key, delivery id) -> its unmatched alert
         self.commits = 0
 
     def get(self, appointment_id: str) -> Appointment:
@@ -154,9 +168,56 @@ class InMemoryAppointmentStore:
         more = offset + limit < len(matching)
         return AppointmentPage(items=page, next_cursor=str(offset + limit) if more else None)
 
-    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
+    def keep_waiting(
+        self,
+        key: str,
+        event: CanonicalEvent,
+        until: datetime,
+        *,
+        alert_at: datetime | None = None,
+        arrived_at: datetime | None = None,
+    ) -> None:
         self.waits[key][event.delivery_id] = event
         self.wait_until[(key, event.delivery_id)] = until
+        if alert_at is not None:
+            self.alerts.setdefault(
+                (key, event.delivery_id), FakeAlert(due_at=alert_at, arrived_at=arrived_at or alert_at)
+            )
+
+    def unmatched_alerts_due(self, until: datetime, *, limit: int, cursor: str | None = None) -> UnmatchedAlertPage:
+        due = sorted(
+            (
+                UnmatchedAlert(key, item, alert.due_at)
+                for (key, item), alert in self.alerts.items()
+                if alert.sent_at is None
+            ),
+            key=lambda a: (a.due_at, a.key, a.item),
+        )
+        due = [a for a in due if a.due_at <= until]
+        offset = int(cursor) if cursor else 0
+        page = tuple(due[offset : offset + limit])
+        return UnmatchedAlertPage(items=page, cursor=str(offset + limit) if offset + limit < len(due) else None)
+
+    def claim_unmatched_alert(
+        self, alert: UnmatchedAlert, *, token: str, now: datetime, lease_until: datetime
+    ) -> ClaimedAlert | None:
+        event = self.waits[alert.key].get(alert.item)
+        if event is None:
+            self.alerts.pop((alert.key, alert.item), None)
+            return None
+        held = self.alerts.get((alert.key, alert.item))
+        if held is None or held.sent_at is not None or held.due_at > now:
+            return None
+        held.due_at, held.claim = lease_until, token
+        until = self.wait_until[(alert.key, alert.item)]
+        return ClaimedAlert(Waiting(alert.key, event, until), held.arrived_at)
+
+    def finish_unmatched_alert(self, alert: UnmatchedAlert, *, token: str, at: datetime, message_id: str) -> bool:
+        held = self.alerts.get((alert.key, alert.item))
+        if held is None or held.claim != token:
+            return False
+        held.sent_at, held.claim, held.message_id = at, None, message_id
+        return True
 
     def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
         everything = sorted(
@@ -233,6 +294,15 @@ class InMemoryAppointmentStore:
         return shard_of(appointment_id, self.due_shards)
 
 
+@dataclass
+class FakeAlert:
+    due_at: datetime
+    arrived_at: datetime
+    claim: str | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = None
+
+
 class DictSecrets:
     def __init__(self, secrets: dict[str, str]) -> None:
         self.secrets = secrets
@@ -266,3 +336,22 @@ class ConflictingStore(InMemoryAppointmentStore):
             self.conflicts -= 1
             raise VersionConflict(change.after.id, change.before.version)
         super().commit(change)
+
+
+class InMemoryPollState:
+    """A poller's saved state, with the store's version check (the adapter's contract)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, PollState] = {}
+        self.saves = 0
+
+    def poll_state(self, poller: str) -> PollState | None:
+        return self.states.get(poller)
+
+    def save_poll_state(self, poller: str, state: PollState) -> bool:
+        current = self.states.get(poller)
+        if (current.version if current else 0) != state.version - 1:
+            return False
+        self.states[poller] = state
+        self.saves += 1
+        return True

@@ -31,8 +31,17 @@ GENERIC_SECRET = "whsec_generic_integration"
 CALCOM_SECRET = "calcom-integration-secret"
 CALENDLY_SECRET = "calendly-integration-signing-key"
 AUTOTASK_SECRET = "autotask-integration-secret"
+HALOPSA_SECRET = "halo-webhook:halopsa-integration-password"  # Basic auth, user:password
+CONNECTWISE_COMPANIES = "acmemsp"  # not a signing secret: the company ids whose callbacks are taken
 OPS_CALLER = "arn:aws:iam::123456789012:user/dana.dispatcher"
-SECRETS = {"generic": GENERIC_SECRET, "calcom": CALCOM_SECRET, "calendly": CALENDLY_SECRET, "autotask": AUTOTASK_SECRET}
+SECRETS = {
+    "generic": GENERIC_SECRET,
+    "calcom": CALCOM_SECRET,
+    "calendly": CALENDLY_SECRET,
+    "autotask": AUTOTASK_SECRET,
+    "halopsa": HALOPSA_SECRET,
+    "connectwise": CONNECTWISE_COMPANIES,
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,9 @@ class Stack:
 
     def post_autotask(self, body: bytes) -> dict[str, Any]:
         return self.signed_post("autotask", body)
+
+    def post_halopsa(self, body: bytes) -> dict[str, Any]:
+        return self.signed_post("halopsa", body)
 
     def run_schedule(self, function: str = "ScheduledChecksFunction") -> Any:
         """What EventBridge Scheduler delivers to ``function`` at the stack's clock (its first schedule)."""

@@ -11,8 +11,9 @@ from botocore.stub import Stubber
 
 from appointments.adapters.dynamo_store import DynamoAppointmentStore, key_time, shard_of
 from appointments.domain import lifecycle
+from appointments.domain.events import CanonicalEvent, EventKind
 from appointments.domain.ids import new_ulid
-from appointments.domain.model import CancelledBy
+from appointments.domain.model import CancelledBy, ExternalRef
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.errors import AppointmentNotFound, StoreError, StoreUnavailable, VersionConflict
 from tests.factories import CATALOG, NOW, OPS, START, a_draft
@@ -167,3 +168,80 @@ def test_a_missing_appointment_on_update_is_not_found() -> None:
     )
     with stubber, pytest.raises(AppointmentNotFound):
         store.commit(lifecycle.add_note(base.after, text="x", at=NOW, actor=OPS))
+
+
+def _a_cancel(delivery_id: str = "calcom-cancel-1") -> CanonicalEvent:
+    ref = ExternalRef(system="calcom", id="bk-missing")
+    return CanonicalEvent(
+        source="calcom",
+        delivery_id=delivery_id,
+        kind=EventKind.CANCELLED,
+        occurred_at=NOW,
+        entity="calcom#bk-missing",
+        external_ref=ref,
+    )
+
+
+WAIT_KEY = "ref#calcom#bk-missing"
+UNTIL = NOW + timedelta(hours=72)
+ALERT_AT = NOW + timedelta(minutes=30)
+
+
+def test_a_booking_change_waits_with_its_alert_armed_once_in_a_partition_of_its_own(
+    dynamo_store: DynamoAppointmentStore, dynamodb: DynamoDBClient, aws_calls: CallCounter
+) -> None:
+    # Given a cancellation kept waiting with an alert, then redelivered later
+    event = _a_cancel()
+    dynamo_store.keep_waiting(WAIT_KEY, event, UNTIL, alert_at=ALERT_AT, arrived_at=NOW)
+    assert aws_calls.calls == {"PutItem": 2}
+    dynamo_store.keep_waiting(
+        WAIT_KEY, event, UNTIL + timedelta(hours=1), alert_at=ALERT_AT + timedelta(hours=1), arrived_at=NOW
+    )
+    # Then the alert keeps the first arming: due then, in its own partition, dropped with the event
+    alerts = [item for key, item in _raw_items(dynamodb).items() if key[1].startswith("ALERT#")]
+    [alert] = alerts
+    assert alert["due_shard"] == {"S": "UNMATCHED_ALERT"}
+    assert alert["due_at"] == {"S": key_time(ALERT_AT)}
+    assert alert["expires_at"] == {"N": str(int(UNTIL.timestamp()))}
+    # And the event's readers see only the event
+    assert dynamo_store.waiting(WAIT_KEY) == (event,)
+    assert [w.event for w in dynamo_store.unmatched(limit=10).items] == [event]
+
+
+def test_sending_an_unmatched_alert_costs_a_query_a_read_a_claim_and_a_mark(
+    dynamo_store: DynamoAppointmentStore, aws_calls: CallCounter
+) -> None:
+    dynamo_store.keep_waiting(WAIT_KEY, _a_cancel(), UNTIL, alert_at=ALERT_AT, arrived_at=NOW)
+    assert dynamo_store.unmatched_alerts_due(ALERT_AT - timedelta(seconds=1), limit=10).items == ()
+    aws_calls.reset()
+    # When a sweep finds it due, claims it and marks it sent
+    [alert] = dynamo_store.unmatched_alerts_due(ALERT_AT, limit=10).items
+    claimed = dynamo_store.claim_unmatched_alert(
+        alert, token="t1", now=ALERT_AT, lease_until=ALERT_AT + timedelta(minutes=2)
+    )
+    assert claimed is not None
+    assert (claimed.arrived_at, claimed.waiting.until, claimed.waiting.key) == (NOW, UNTIL, WAIT_KEY)
+    # Then a second sweep racing it gets nothing
+    assert dynamo_store.claim_unmatched_alert(alert, token="t2", now=ALERT_AT, lease_until=ALERT_AT) is None
+    assert dynamo_store.finish_unmatched_alert(alert, token="t1", at=ALERT_AT, message_id="ses-1")
+    assert aws_calls.calls == {"Query": 1, "GetItem": 2, "UpdateItem": 3}
+    # And a sent alert is due no more, and a redelivery does not arm it again
+    dynamo_store.keep_waiting(WAIT_KEY, _a_cancel(), UNTIL, alert_at=ALERT_AT, arrived_at=NOW)
+    assert dynamo_store.unmatched_alerts_due(ALERT_AT + timedelta(days=1), limit=10).items == ()
+
+
+def test_an_alert_whose_event_was_applied_is_dropped_for_a_read_and_a_delete(
+    dynamo_store: DynamoAppointmentStore, dynamodb: DynamoDBClient, aws_calls: CallCounter
+) -> None:
+    # Given an alert armed, and its event released (its booking arrived and took it)
+    dynamo_store.keep_waiting(WAIT_KEY, _a_cancel(), UNTIL, alert_at=ALERT_AT, arrived_at=NOW)
+    [event_key] = [key for key in _raw_items(dynamodb) if key[1].startswith("EVT#")]
+    dynamodb.delete_item(TableName=TABLE, Key={"PK": {"S": event_key[0]}, "SK": {"S": event_key[1]}})
+    [alert] = dynamo_store.unmatched_alerts_due(ALERT_AT, limit=10).items
+    aws_calls.reset()
+    # When a sweep takes it
+    claimed = dynamo_store.claim_unmatched_alert(alert, token="t1", now=ALERT_AT, lease_until=ALERT_AT)
+    # Then nothing is sent and the alert is gone
+    assert claimed is None
+    assert aws_calls.calls == {"GetItem": 1, "DeleteItem": 1}
+    assert _raw_items(dynamodb) == {}

@@ -628,10 +628,10 @@ def test_a_timed_mail_is_sent_by_the_sweep_and_its_stream_record_costs_one_refus
     desk.stack.clock.set(START - timedelta(hours=24))
     relay_calls.reset()
     desk.stack.run_schedule()
-    # Then the sweep read each shard of the due index (4 for appointments, 4 for mails), applied the
-    # reminder in one transaction and sent its mail at once: claim, read, send, mark sent
+    # Then the sweep read each shard of the due index (4 for appointments, 4 for mails, and the unmatched
+    # alerts' one), applied the reminder in one transaction and sent its mail at once: claim, read, send, mark sent
     assert dict(relay_calls.calls) == {
-        "Query": 8,
+        "Query": 9,
         "GetItem": 2,
         "TransactWriteItems": 1,
         "UpdateItem": 2,

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from appointments.services.ingress import MAX_BODY_BYTES
-from tests.integration.stack import GENERIC_SECRET, Stack, stack_under_moto
-from tests.signing import sample, timestamped_signature
+from localdev.signing import signature_headers
+from tests.integration.stack import CALCOM_SECRET, GENERIC_SECRET, Stack, stack_under_moto
+from tests.signing import one_byte_changed, sample, timestamped_signature
 
 SECRET = GENERIC_SECRET
 NOW = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
@@ -122,4 +123,28 @@ def test_a_signed_calcom_trigger_we_ignore_is_acknowledged_and_queues_nothing(st
     response = stack.post_calcom(json.dumps(document).encode())
     assert response["statusCode"] == 202
     assert json.loads(response["body"])["events"] == 0
+    assert stack.queued() == []
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    ["MEETING_ENDED", "MEETING_STARTED", "RECORDING_READY", "INSTANT_MEETING", "AFTER_HOSTS_CAL_VIDEO_NO_SHOW"],
+)
+def test_a_signed_flat_calcom_trigger_we_do_not_use_is_acknowledged_and_queues_nothing(
+    stack: Stack, trigger: str
+) -> None:
+    # Given a genuine delivery shaped as Cal.com's scheduled triggers are: the booking at the top level, no payload
+    body = sample("calcom/meeting_ended.json").replace(b'"MEETING_ENDED"', f'"{trigger}"'.encode())
+    response = stack.post_calcom(body)
+    assert response["statusCode"] == 202, response["body"]
+    assert json.loads(response["body"])["events"] == 0
+    assert stack.queued() == []
+    assert stack.table_items() == []
+
+
+def test_a_tampered_flat_calcom_meeting_ended_is_still_refused(stack: Stack) -> None:
+    body = sample("calcom/meeting_ended.json")
+    headers = signature_headers("calcom", CALCOM_SECRET, body, NOW)
+    response = stack.post("calcom", one_byte_changed(body), headers)
+    assert response["statusCode"] == 401
     assert stack.queued() == []

@@ -17,7 +17,7 @@ import pytest
 from localdev.clock import RunnerClock
 from localdev.runner import Runner, RunnerConfig
 from localdev.server import LocalServer
-from localdev.signing import DEV_SECRETS, signature_headers
+from localdev.signing import runner_webhook
 from localdev.template import TEMPLATE
 from tests.signing import sample
 
@@ -77,11 +77,7 @@ class LocalRunner:
     def send(self, relative: str, *, body: bytes | None = None) -> Reply:
         """What ``localdev send`` does: sign with the dev secret at the runner's time, and post."""
         source = relative.split("/")[0]
-        raw = body if body is not None else sample(relative)
-        headers = {
-            "Content-Type": "application/json",
-            **signature_headers(source, DEV_SECRETS[source], raw, self.now()),
-        }
+        raw, headers = runner_webhook(source, body if body is not None else sample(relative), self.base, self.now())
         return self.post(f"/webhooks/{source}", body=raw, headers=headers)
 
 

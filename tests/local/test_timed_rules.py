@@ -146,9 +146,9 @@ def test_an_assigned_call_in_appointment_nobody_calls_for_is_a_no_show_ten_minut
     appointment_id = created.json()["id"]
 
     # When the clock passes the start and nobody calls in (the schedule fires again from the new morning)
-    assert move_clock(product, at(11, 9)) == [SCHEDULED_CHECKS]
+    assert SCHEDULED_CHECKS in move_clock(product, at(11, 9))
     assert detail(product, appointment_id)["status"] == "scheduled"
-    assert move_clock(product, at(11, 10)) == [SCHEDULED_CHECKS]
+    assert SCHEDULED_CHECKS in move_clock(product, at(11, 10))
 
     # Then the rules mark it a no-show at 11:10 and the customer's mail waits in the outbox
     missed = detail(product, appointment_id)

@@ -22,11 +22,12 @@ from pydantic import (
 )
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
-from appointments.domain.model import Email
+from appointments.domain.model import Email, TimeZoneName
 from appointments.domain.rules import RuleTimings
 from appointments.errors import ConfigError
 from appointments.mail.branding import Branding
 from appointments.mail.formatting import safe_url
+from appointments.sources.connectwise import DEFAULT_COMPLETE_STATUSES, DEFAULT_KEY_HOSTS, key_hosts
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,6 +53,9 @@ class Settings(BaseModel):
     unmatched_event_retention_hours: Annotated[float, Field(ge=24, le=24 * 14)] = Field(
         72.0, alias="UNMATCHED_EVENT_RETENTION_HOURS"
     )
+    # A booking change still waiting for its booking this long alerts ops once (0: never). At most a day,
+    # the shortest an event waits, so the alert always comes while the event is still listed.
+    unmatched_alert_minutes: int = Field(30, alias="UNMATCHED_ALERT_MINUTES", ge=0, le=24 * 60)
     mail_from: Email = Field(alias="MAIL_FROM")
     # The SES configuration set every mail is sent through: its event destination reports bounces,
     # complaints and rejects (tagged with the mail's appointment and key) to the mail feedback function.
@@ -73,6 +77,23 @@ class Settings(BaseModel):
     # Autotask ticket status ids: COMPLETE is the system's 5; NO-SHOW is each instance's own (unset = off).
     autotask_complete_status_id: StatusId = Field("5", alias="AUTOTASK_COMPLETE_STATUS_ID")
     autotask_no_show_status_id: StatusId | None = Field(None, alias="AUTOTASK_NO_SHOW_STATUS_ID")
+    # ConnectWise: the hosts a callback's key_url may name (host, *.suffix, or a loopback http origin for the
+    # local runner), and the ticket statuses (by name on any board, or a board's status id) meaning COMPLETE
+    # and NO-SHOW (none = that mapping off).
+    connectwise_key_hosts: tuple[str, ...] = Field(DEFAULT_KEY_HOSTS, alias="CONNECTWISE_KEY_HOSTS", min_length=1)
+    connectwise_complete_statuses: tuple[str, ...] = Field(
+        DEFAULT_COMPLETE_STATUSES, alias="CONNECTWISE_COMPLETE_STATUSES", min_length=1
+    )
+    connectwise_no_show_statuses: tuple[str, ...] = Field((), alias="CONNECTWISE_NO_SHOW_STATUSES")
+    # HaloPSA ticket status ids: COMPLETE defaults to Halo's built-in "Closed" (9); NO-SHOW is the MSP's own
+    # (unset = off). Halo sends appointments in UTC with no zone: mails show them in HALOPSA_TIMEZONE.
+    halopsa_complete_status_id: StatusId = Field("9", alias="HALOPSA_COMPLETE_STATUS_ID")
+    halopsa_no_show_status_id: StatusId | None = Field(None, alias="HALOPSA_NO_SHOW_STATUS_ID")
+    halopsa_timezone: TimeZoneName = Field("UTC", alias="HALOPSA_TIMEZONE")
+    # TimeZest has no webhooks: the poller reads its API (key: the "timezest" entry of the webhook secrets).
+    # 150 a minute plus a burst of 10 stays under TimeZest's account-wide 180 per 60 s.
+    timezest_api_url: str = Field("https://api.timezest.com/v1", alias="TIMEZEST_API_URL", min_length=8, max_length=500)
+    timezest_requests_per_minute: int = Field(150, alias="TIMEZEST_REQUESTS_PER_MINUTE", ge=1, le=170)
     # Branding of the customer's mail (appointments.mail). The support address defaults to MAIL_FROM;
     # a "\\n" in MAIL_SIGNATURE is a line break (a template parameter holds one line).
     company_name: str = Field(DEFAULT_COMPANY_NAME, alias="COMPANY_NAME", min_length=1, max_length=200)
@@ -82,7 +103,13 @@ class Settings(BaseModel):
     # Where customers rebook, reschedule or cancel when an appointment has no links of its own.
     booking_base_url: str | None = Field(None, alias="BOOKING_BASE_URL", max_length=2000)
 
-    @field_validator("calcom_booking_base_url", "autotask_no_show_status_id", "mail_configuration_set", mode="before")
+    @field_validator(
+        "calcom_booking_base_url",
+        "autotask_no_show_status_id",
+        "halopsa_no_show_status_id",
+        "mail_configuration_set",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -106,7 +133,20 @@ class Settings(BaseModel):
             raise ValueError("must be an http(s) URL")
         return value
 
-    @field_validator("reminder_offsets_hours", "customer_mail_sources", mode="before")
+    @field_validator("connectwise_key_hosts")
+    @classmethod
+    def _key_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        key_hosts(value)  # a ValueError naming the bad entry
+        return value
+
+    @field_validator(
+        "reminder_offsets_hours",
+        "customer_mail_sources",
+        "connectwise_key_hosts",
+        "connectwise_complete_statuses",
+        "connectwise_no_show_statuses",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -155,8 +195,13 @@ class Settings(BaseModel):
         unknown = sorted({key for key in named if key not in catalog})
         if unknown:
             raise ValueError(f"VENDOR_TYPE_MAP / SOURCE_DEFAULT_TYPES name unknown appointment types: {unknown}")
+        cw_complete = {status.casefold() for status in self.connectwise_complete_statuses}
+        if cw_complete & {status.casefold() for status in self.connectwise_no_show_statuses}:
+            raise ValueError("CONNECTWISE_NO_SHOW_STATUSES must not name a CONNECTWISE_COMPLETE_STATUSES status")
         if self.autotask_complete_status_id == self.autotask_no_show_status_id:
             raise ValueError("AUTOTASK_NO_SHOW_STATUS_ID must differ from AUTOTASK_COMPLETE_STATUS_ID")
+        if self.halopsa_complete_status_id == self.halopsa_no_show_status_id:
+            raise ValueError("HALOPSA_NO_SHOW_STATUS_ID must differ from HALOPSA_COMPLETE_STATUS_ID")
         return self
 
 

@@ -244,3 +244,46 @@ class EventsUnavailable(AppError):
     code = "events_unavailable"
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
     retryable = True
+
+
+class VendorUnavailable(AppError):
+    """A vendor's API did not answer usefully (timeouts, connection errors, 5xx after retries): try later."""
+
+    code = "vendor_unavailable"
+    http_status = HTTPStatus.BAD_GATEWAY
+    retryable = True
+
+    def __init__(self, vendor: str, reason: str) -> None:
+        super().__init__(f"{vendor}: {reason}")
+        self.vendor = vendor
+
+
+class VendorRateLimited(VendorUnavailable):
+    """The vendor said 429: wait ``retry_after`` seconds before the next request to it."""
+
+    code = "vendor_rate_limited"
+
+    def __init__(self, vendor: str, retry_after: float) -> None:
+        super().__init__(vendor, f"rate limited; retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class VendorRefused(AppError):
+    """A vendor's API refused the request (401, 403, 404, 422 ...): retrying the same request will not help."""
+
+    code = "vendor_refused"
+    http_status = HTTPStatus.BAD_GATEWAY
+
+    def __init__(self, vendor: str, status: int) -> None:
+        super().__init__(f"{vendor}: the API answered {status}")
+        self.vendor = vendor
+        self.status = status
+
+
+class SigningKeyUnavailable(AppError):
+    """A webhook's signing key could not be fetched from its vendor (ConnectWise's ``key_url``): 503, so the
+    sender retries; nothing was queued."""
+
+    code = "signing_key_unavailable"
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True

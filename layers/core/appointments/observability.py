@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
     from appointments.services.sweeper import SweepReport
+    from appointments.services.timezest_poller import PollReport
 
 logger = Logger()
 tracer = Tracer()
@@ -30,3 +31,12 @@ def record_sweep(report: SweepReport) -> None:
             metrics.add_metric(name=f"{name}LatenessSeconds", unit=MetricUnit.Seconds, value=effect.lateness_seconds)
         else:
             metrics.add_metric(name=f"{name}Skipped", unit=MetricUnit.Count, value=1)
+
+
+def record_poll(report: PollReport) -> None:
+    """What a TimeZest poll cost and brought: requests against the vendor's limit, 429s, changes, lag."""
+    metrics.add_metric(name="TimeZestRequests", unit=MetricUnit.Count, value=report.requests)
+    metrics.add_metric(name="TimeZestRateLimited", unit=MetricUnit.Count, value=report.rate_limited)
+    metrics.add_metric(name="TimeZestChanges", unit=MetricUnit.Count, value=report.changes)
+    metrics.add_metric(name="TimeZestUnreadable", unit=MetricUnit.Count, value=report.unreadable)
+    metrics.add_metric(name="TimeZestPollIncomplete", unit=MetricUnit.Count, value=0 if report.completed else 1)

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from appointments.domain.events import CanonicalEvent
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from appointments.domain.lifecycle import Change
     from appointments.domain.model import Appointment, ExternalRef, TicketRef
     from appointments.domain.outbox import MailStatus, OutboxMail
+    from appointments.domain.polling import PollState
 
 
 class SecretSource(Protocol):
@@ -146,6 +147,29 @@ class WaitingPage:
 
 
 @dataclass(frozen=True)
+class UnmatchedAlert:
+    """An ops alert falling due about one event still waiting for its booking."""
+
+    key: str  # the wait key (ref#<system>#<id>)
+    item: str  # which waiting event under ``key``; opaque to callers
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class UnmatchedAlertPage:
+    items: tuple[UnmatchedAlert, ...]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedAlert:
+    """An unmatched alert taken to send: the event as it waits now, and when it first arrived."""
+
+    waiting: Waiting
+    arrived_at: datetime
+
+
+@dataclass(frozen=True)
 class AppointmentPage:
     items: tuple[Appointment, ...]
     next_cursor: str | None
@@ -188,8 +212,38 @@ class AppointmentStore(Protocol):
         """Appointments whose start lies in ``[start_from, start_to)``, by start time, one page."""
         ...
 
-    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
-        """Keep ``event`` under ``key`` (a booking or ticket not held yet) until ``until``; a repeat is a no-op."""
+    def keep_waiting(
+        self,
+        key: str,
+        event: CanonicalEvent,
+        until: datetime,
+        *,
+        alert_at: datetime | None = None,
+        arrived_at: datetime | None = None,
+    ) -> None:
+        """Keep ``event`` under ``key`` (a booking or ticket not held yet) until ``until``; a repeat is a no-op.
+
+        With ``alert_at``, an ops alert about the event (which arrived at ``arrived_at``) falls due then
+        (``unmatched_alerts_due``), kept as long as the event: a repeat keeps the first one, sent or not, so
+        a redelivery never alerts twice.
+        """
+        ...
+
+    def unmatched_alerts_due(self, until: datetime, *, limit: int, cursor: str | None = None) -> UnmatchedAlertPage:
+        """One page of the unmatched alerts due at or before ``until``, earliest first (unsent ones only)."""
+        ...
+
+    def claim_unmatched_alert(
+        self, alert: UnmatchedAlert, *, token: str, now: datetime, lease_until: datetime
+    ) -> ClaimedAlert | None:
+        """Take an alert to send: due and unsent, or claimed with its lease run out (a crashed sender's).
+
+        None: its event no longer waits (applied; the alert is dropped), or another sweep holds it, or
+        it was sent. While claimed it stays due at ``lease_until``."""
+        ...
+
+    def finish_unmatched_alert(self, alert: UnmatchedAlert, *, token: str, at: datetime, message_id: str) -> bool:
+        """Mark a claimed alert sent (kept until its event would be dropped); False when the claim was lost."""
         ...
 
     def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
@@ -231,4 +285,41 @@ class AppointmentStore(Protocol):
 
     def unmark_published(self, appointment_id: str, history_key: str) -> None:
         """Take the mark back: the event could not be published, and will be again."""
+        ...
+
+
+class SchedulingRequestPage(Protocol):
+    """One page of a vendor's changed scheduling requests (TimeZest)."""
+
+    @property
+    def items(self) -> Sequence[Mapping[str, Any]]: ...
+
+    @property
+    def next_page(self) -> int | None: ...
+
+
+class SchedulingRequests(Protocol):
+    """The TimeZest API as the poller uses it.
+
+    Raises ``VendorRateLimited``, ``VendorUnavailable`` or ``VendorRefused``.
+    """
+
+    def changed(self, *, since: int, until: int, page: int, starting_from: int | None = None) -> SchedulingRequestPage:
+        """Requests updated in ``[since, until]`` (Unix seconds), one page (1-based); with ``starting_from``,
+        only those whose selected start is at or after it."""
+        ...
+
+    def durations(self) -> dict[str, int]:
+        """Appointment type id → duration in minutes (every page)."""
+        ...
+
+
+class PollStateStore(Protocol):
+    def poll_state(self, poller: str) -> PollState | None:
+        """The poller's saved cursor and rate budget, or None before its first run."""
+        ...
+
+    def save_poll_state(self, poller: str, state: PollState) -> bool:
+        """Save ``state`` if the stored one is still ``state.version - 1`` (or absent for 1); False if another
+        run saved meanwhile (its cursor wins; this run's events are queued and deduplicated anyway)."""
         ...

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from appointments.services.outbox_relay import OutboxRelay
     from appointments.services.processor import EventProcessor
     from appointments.services.sweeper import Sweeper
+    from appointments.services.timezest_poller import TimeZestPoller
+    from appointments.services.unmatched_alerts import UnmatchedAlerts
     from appointments.sources.base import Source
 
 
@@ -68,13 +70,16 @@ def store() -> AppointmentStore:
 @functools.cache
 def webhook_ingress() -> WebhookIngress:
     from appointments.adapters.aws import secretsmanager_client, sqs_client
+    from appointments.adapters.connectwise_keys import ConnectWiseCallbackKeys
     from appointments.adapters.secrets import SecretsManagerWebhookSecrets
     from appointments.adapters.sqs_queue import SqsEventQueue
     from appointments.services.ingress import WebhookIngress
     from appointments.sources.autotask import AutotaskSource
     from appointments.sources.calcom import CalcomSource
     from appointments.sources.calendly import CalendlySource
+    from appointments.sources.connectwise import ConnectWiseSource, key_hosts
     from appointments.sources.generic import GenericSource
+    from appointments.sources.halopsa import HaloPsaSource
 
     config = settings()
     sources: dict[str, Source] = {
@@ -86,6 +91,17 @@ def webhook_ingress() -> WebhookIngress:
             AutotaskSource(
                 complete_status_id=config.autotask_complete_status_id,
                 no_show_status_id=config.autotask_no_show_status_id,
+            ),
+            ConnectWiseSource(
+                ConnectWiseCallbackKeys(key_hosts(config.connectwise_key_hosts)),
+                key_hosts_allowed=config.connectwise_key_hosts,
+                complete_statuses=config.connectwise_complete_statuses,
+                no_show_statuses=config.connectwise_no_show_statuses,
+            ),
+            HaloPsaSource(
+                complete_status_id=config.halopsa_complete_status_id,
+                no_show_status_id=config.halopsa_no_show_status_id,
+                timezone=config.halopsa_timezone,
             ),
         )
     }
@@ -110,6 +126,7 @@ def event_processor() -> EventProcessor:
         customer_mail_sources=config.customer_mail_sources,
         timings=config.rule_timings(),
         waiting_retention=timedelta(hours=config.unmatched_event_retention_hours),
+        unmatched_alert_after=timedelta(minutes=config.unmatched_alert_minutes) or None,
     )
     return EventProcessor(store(), clock(), catalog(), policy)
 
@@ -139,7 +156,27 @@ def sweeper() -> Sweeper:
         timings=config.rule_timings(),
         shards=config.due_shards,
     )
-    return Sweeper(store(), clock(), catalog(), policy, mail=outbox_relay())
+    return Sweeper(store(), clock(), catalog(), policy, mail=outbox_relay(), unmatched_alerts=unmatched_alerts())
+
+
+@functools.cache
+def unmatched_alerts() -> UnmatchedAlerts | None:
+    """None when ``UNMATCHED_ALERT_MINUTES`` is 0: no alert is armed, and none is looked for."""
+    from appointments.adapters.aws import sesv2_client
+    from appointments.adapters.ses_mailer import SesMailer
+    from appointments.mail.render import render_unmatched_alert
+    from appointments.services.unmatched_alerts import AlertPolicy, UnmatchedAlerts
+
+    config = settings()
+    if config.unmatched_alert_minutes == 0:
+        return None
+    return UnmatchedAlerts(
+        store(),
+        SesMailer(sesv2_client(), configuration_set=config.mail_configuration_set),
+        clock(),
+        functools.partial(render_unmatched_alert, branding=config.branding()),
+        AlertPolicy(sender=config.mail_from, ops_alert_email=config.ops_alert_email),
+    )
 
 
 @functools.cache
@@ -164,6 +201,35 @@ def outbox_relay() -> OutboxRelay:
 
 
 @functools.cache
+def timezest_poller() -> TimeZestPoller:
+    import time
+
+    from appointments.adapters.aws import dynamodb_client, secretsmanager_client, sqs_client
+    from appointments.adapters.dynamo_poll_state import DynamoPollState
+    from appointments.adapters.secrets import SecretsManagerWebhookSecrets
+    from appointments.adapters.sqs_queue import SqsEventQueue
+    from appointments.adapters.timezest_api import TimeZestApi
+    from appointments.adapters.vendor_http import VendorHttp
+    from appointments.errors import ConfigError
+    from appointments.services.timezest_poller import PollPolicy, TimeZestPoller
+
+    config = settings()
+    api_key = SecretsManagerWebhookSecrets(secretsmanager_client(), config.webhook_secrets_id).webhook_secret(
+        "timezest"
+    )
+    if not api_key:
+        raise ConfigError('the webhook secrets have no "timezest" entry: put the TimeZest API key there')
+    return TimeZestPoller(
+        TimeZestApi(VendorHttp("timezest"), api_key, config.timezest_api_url),
+        SqsEventQueue(sqs_client(), config.event_queue_url),
+        DynamoPollState(dynamodb_client(), config.table_name),
+        clock(),
+        time.sleep,
+        PollPolicy(requests_per_minute=config.timezest_requests_per_minute),
+    )
+
+
+@functools.cache
 def mail_feedback() -> MailFeedback:
     from appointments.adapters.ses_feedback import read_ses_notice
     from appointments.services.mail_feedback import FeedbackPolicy, MailFeedback
@@ -184,7 +250,9 @@ def reset() -> None:
         event_processor,
         back_office,
         sweeper,
+        unmatched_alerts,
         outbox_relay,
         mail_feedback,
+        timezest_poller,
     ):
         factory.cache_clear()

@@ -253,6 +253,30 @@ def test_other_triggers_are_deliberately_ignored(trigger: str) -> None:
     assert parse_body(json.dumps(document).encode()) == ()
 
 
+def test_a_flat_meeting_ended_body_with_no_payload_is_ignored() -> None:
+    # Given MEETING_ENDED as Cal.com sends it: the booking spread at the top level, no payload object
+    request = signed(sample("calcom/meeting_ended.json"))
+    SOURCE.verify(request, SECRET, NOW)
+    assert "payload" not in json.loads(request.body)
+    assert SOURCE.parse(request) == ()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param({"triggerEvent": "MEETING_STARTED", "uid": CREATED_UID, "startTime": 1}, id="flat-started"),
+        pytest.param({"triggerEvent": "RECORDING_READY", "downloadLink": "https://x.example"}, id="no-created-at"),
+        pytest.param({"triggerEvent": "INSTANT_MEETING", "payload": "not an object"}, id="payload-not-object"),
+        pytest.param({"triggerEvent": "FORM_SUBMITTED", "formId": "f-1", "responses": {}}, id="form"),
+        pytest.param({"triggerEvent": "BOOKING_PAYMENT_INITIATED", "createdAt": "yesterday"}, id="bad-created-at"),
+        pytest.param({"triggerEvent": "OOO_CREATED", "payload": {"oooEntry": {"id": 9}}}, id="out-of-office"),
+        pytest.param({"triggerEvent": "AFTER_HOSTS_CAL_VIDEO_NO_SHOW", "bookingId": 4}, id="cal-video-no-show"),
+    ],
+)
+def test_a_trigger_we_do_not_use_is_ignored_whatever_its_shape(document: dict[str, Any]) -> None:
+    assert parse_body(json.dumps(document).encode()) == ()
+
+
 # --- links and team
 
 

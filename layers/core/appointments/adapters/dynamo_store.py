@@ -10,6 +10,7 @@ Key design (all keys are strings; times in keys use a fixed-width UTC form so th
 | external ref | ``REF#<system>#<id>``     | ``REF``                     |                                    |
 | ticket link  | ``TICKET#<system>#<id>``  | ``APPT#<appointment id>``   |                                    |
 | waiting event| ``WAIT#<key>``            | ``EVT#<sha256(delivery id)>`` | TTL ``expires_at``               |
+| its ops alert| ``WAIT#<key>``            | ``ALERT#<sha256(delivery id)>`` | due, until sent; TTL           |
 
 An appointment's state, history and mails share one partition, so the detail view is one query.
 The ``due`` index is sparse: only appointments with a next check and pending mails carry
@@ -47,9 +48,12 @@ from appointments.errors import (
 from appointments.ports import (
     AppointmentPage,
     AppointmentRecord,
+    ClaimedAlert,
     DueItem,
     DueKind,
     DuePage,
+    UnmatchedAlert,
+    UnmatchedAlertPage,
     Waiting,
     WaitingPage,
 )
@@ -64,6 +68,7 @@ Item = Mapping[str, "AttributeValueTypeDef"]
 
 DUE_INDEX = "due"
 UNMATCHED_SHARD = "WAITING"
+UNMATCHED_ALERT_SHARD = "UNMATCHED_ALERT"
 BY_DAY_INDEX = "by_day"
 APPOINTMENT_SK = "A"
 MAX_LIST_DAYS = 92
@@ -143,7 +148,15 @@ def _wait_pk(key: str) -> str:
 
 def _wait_sk(delivery_id: str) -> str:
     # Delivery ids are the vendors' and may be long: a digest keeps the key small and of one shape.
-    return f"EVT#{hashlib.sha256(delivery_id.encode()).hexdigest()}"
+    return f"EVT#{_digest(delivery_id)}"
+
+
+def _digest(delivery_id: str) -> str:
+    return hashlib.sha256(delivery_id.encode()).hexdigest()
+
+
+def _alert_key(alert: UnmatchedAlert) -> dict[str, AttributeValueTypeDef]:
+    return {"PK": _s(_wait_pk(alert.key)), "SK": _s(f"ALERT#{alert.item}")}
 
 
 class DynamoAppointmentStore:
@@ -289,7 +302,15 @@ class DynamoAppointmentStore:
         except ClientError as error:
             raise self._commit_error(error, change, first_ref, coupon_index, absorb_index) from error
 
-    def keep_waiting(self, key: str, event: CanonicalEvent, until: datetime) -> None:
+    def keep_waiting(
+        self,
+        key: str,
+        event: CanonicalEvent,
+        until: datetime,
+        *,
+        alert_at: datetime | None = None,
+        arrived_at: datetime | None = None,
+    ) -> None:
         # A plain put: a redelivery writes the same item again, and the last write keeps the longest wait.
         with _translated():
             self._client.put_item(
@@ -306,6 +327,21 @@ class DynamoAppointmentStore:
                     "due_at": _s(key_time(until)),
                 },
             )
+        if alert_at is None:
+            return
+        # Written once: a redelivery finds it (armed or already sent) and leaves it, so ops hear once.
+        self._put_if_new(
+            {
+                "PK": _s(_wait_pk(key)),
+                "SK": _s(f"ALERT#{_digest(event.delivery_id)}"),
+                "kind": _s("unmatched_alert"),
+                "wait_key": _s(key),
+                "arrived_at": _s(key_time(arrived_at or alert_at)),
+                "expires_at": _n(int(until.timestamp())),
+                "due_shard": _s(UNMATCHED_ALERT_SHARD),
+                "due_at": _s(key_time(alert_at)),
+            }
+        )
 
     def unmatched(self, *, limit: int, cursor: str | None = None) -> WaitingPage:
         query: dict[str, Any] = {
@@ -334,12 +370,82 @@ class DynamoAppointmentStore:
 
     def waiting(self, key: str) -> tuple[CanonicalEvent, ...]:
         items = self._query_all(
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": _s(_wait_pk(key))},
+            # The events only: their ops alerts share the partition.
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :evt)",
+            ExpressionAttributeValues={":pk": _s(_wait_pk(key)), ":evt": _s("EVT#")},
             ConsistentRead=True,
         )
         events = [CanonicalEvent.model_validate_json(item["doc"]["S"]) for item in items]
         return tuple(sorted(events, key=lambda e: e.stamp.order))
+
+    def unmatched_alerts_due(self, until: datetime, *, limit: int, cursor: str | None = None) -> UnmatchedAlertPage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :shard AND due_at <= :until",
+            "ExpressionAttributeValues": {":shard": _s(UNMATCHED_ALERT_SHARD), ":until": _s(key_time(until))},
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = _decode_due_cursor(cursor)
+        with _translated():
+            response = self._client.query(**query)
+        items = tuple(
+            UnmatchedAlert(
+                key=item["PK"]["S"].removeprefix("WAIT#"),
+                item=item["SK"]["S"].removeprefix("ALERT#"),
+                due_at=_parse_key_time(item["due_at"]["S"]),
+            )
+            for item in response.get("Items", [])
+        )
+        return UnmatchedAlertPage(items=items, cursor=_encode_due_cursor(response.get("LastEvaluatedKey")))
+
+    def claim_unmatched_alert(
+        self, alert: UnmatchedAlert, *, token: str, now: datetime, lease_until: datetime
+    ) -> ClaimedAlert | None:
+        # The event first: most alerts find their booking arrived, and cost this read and one delete.
+        with _translated():
+            found = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": _s(_wait_pk(alert.key)), "SK": _s(f"EVT#{alert.item}")},
+                ConsistentRead=True,
+            ).get("Item")
+        if found is None:
+            with _translated():
+                self._client.delete_item(TableName=self._table, Key=_alert_key(alert))
+            return None
+        claimed = self._update_if(
+            Key=_alert_key(alert),
+            UpdateExpression="SET claim = :token, due_at = :lease",
+            # Unsent (sent ones leave the index) and due: armed, or claimed by a sweep whose lease ran out.
+            ConditionExpression="attribute_exists(due_shard) AND due_at <= :now",
+            ExpressionAttributeValues={
+                ":token": _s(token),
+                ":lease": _s(key_time(lease_until)),
+                ":now": _s(key_time(now)),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if claimed is None:
+            return None
+        arrived_at = claimed.get("arrived_at", {}).get("S")
+        return ClaimedAlert(
+            waiting=_waiting_from(found),
+            arrived_at=_parse_key_time(arrived_at) if arrived_at else alert.due_at,
+        )
+
+    def finish_unmatched_alert(self, alert: UnmatchedAlert, *, token: str, at: datetime, message_id: str) -> bool:
+        finished = self._update_if(
+            Key=_alert_key(alert),
+            UpdateExpression="SET sent_at = :at, message_id = :id REMOVE due_shard, due_at, claim",
+            ConditionExpression="claim = :token",
+            ExpressionAttributeValues={
+                ":token": _s(token),
+                ":at": _s(at.astimezone(UTC).isoformat()),
+                ":id": _s(message_id),
+            },
+        )
+        return finished is not None
 
     def claim_mail(
         self, appointment_id: str, mail_key: str, *, token: str, now: datetime, lease_until: datetime
@@ -429,8 +535,16 @@ class DynamoAppointmentStore:
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
                 return None
-            raise _translate(error) from error
+            raise store_error(error) from error
         return response.get("Attributes", {})
+
+    def _put_if_new(self, item: Mapping[str, AttributeValueTypeDef]) -> None:
+        """A put that leaves an item already there alone (not an error)."""
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(PK)")
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise store_error(error) from error
 
     def _mail_failed(self, appointment_id: str, mail_key: str, token: str) -> TransactWriteItemTypeDef:
         return {
@@ -553,7 +667,7 @@ class DynamoAppointmentStore:
         self, error: ClientError, change: Change, first_ref: int, coupon_index: int | None, absorb_index: int
     ) -> Exception:
         if _code(error) != "TransactionCanceledException":
-            return _translate(error)
+            return store_error(error)
         reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
         codes = [reason.get("Code", "None") for reason in reasons]
         if any(code in _RETRYABLE_CODES for code in codes):
@@ -662,10 +776,14 @@ def _mail_from(item: Mapping[str, Any]) -> OutboxMail:
     return OutboxMail.model_validate(fields)
 
 
+def _parse_key_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
 def _due_item_from(item: Mapping[str, Any]) -> DueItem:
     appointment_id = item["PK"]["S"].removeprefix("APPT#")
     sk: str = item["SK"]["S"]
-    due_at = datetime.strptime(item["due_at"]["S"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    due_at = _parse_key_time(item["due_at"]["S"])
     if sk.startswith("MAIL#"):
         return DueItem(
             kind=DueKind.MAIL, appointment_id=appointment_id, due_at=due_at, mail_key=sk.removeprefix("MAIL#")
@@ -709,7 +827,8 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _translate(error: ClientError) -> Exception:
+def store_error(error: ClientError) -> Exception:
+    """A DynamoDB error as the typed error callers branch on: retryable (throttling) or not."""
     code = _code(error)
     if code in _RETRYABLE_CODES:
         return StoreUnavailable("the appointment store is busy; try again")
@@ -722,4 +841,4 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        raise _translate(error) from error
+        raise store_error(error) from error

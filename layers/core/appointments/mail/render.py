@@ -37,6 +37,7 @@ from appointments.mail.formatting import (
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
+    from appointments.domain.events import CanonicalEvent
     from appointments.domain.model import Appointment
     from appointments.domain.outbox import OutboxMail
     from appointments.mail.branding import Branding
@@ -110,6 +111,7 @@ class OpsView:
     alert: str
     details: tuple[tuple[str, str], ...]
     facts: tuple[tuple[str, str], ...]
+    facts_title: str = "Appointment"
 
 
 def render(
@@ -299,6 +301,45 @@ def _ops_view(
         details=details,
         facts=_facts(appointment, catalog),
     )
+
+
+def render_unmatched_alert(
+    event: CanonicalEvent, *, arrived_at: datetime, dropped_at: datetime, branding: Branding
+) -> RenderedMail:
+    """The ops alert about a booking change still waiting for its booking: there is no appointment to
+    show, so the facts are the event's, and the mail says where ops see it (``GET /unmatched``)."""
+    booking = str(event.external_ref) if event.external_ref is not None else "(none)"
+    alert = "a booking change is waiting for a booking the desk does not hold"
+    subject = one_line(f"[{branding.company_name}] unmatched {event.kind.value} from {event.source}: {booking}")
+    details = (
+        ("source", one_line(event.source, 100)),
+        ("event", event.kind.value),
+        ("booking", one_line(booking, 300)),
+        ("arrived", arrived_at.isoformat()),
+        ("dropped", f"{dropped_at.isoformat()}, unless its booking arrives first"),
+        ("where", "GET /unmatched lists it, with what it waits for"),
+    )
+    facts: list[tuple[str, str]] = [
+        ("delivery", one_line(event.delivery_id, 500)),
+        ("occurred", event.occurred_at.isoformat()),
+    ]
+    if event.previous_ref is not None:
+        facts.append(("replaces booking", one_line(str(event.previous_ref), 300)))
+    if event.reason:
+        facts.append(("reason", paragraph_text(event.reason)))
+    view = OpsView(
+        kind=MailKind.OPS_ALERT.value,
+        subject=subject,
+        preheader=one_line(f"{alert}: {booking}", 200),
+        alert=alert,
+        details=details,
+        facts=tuple(facts),
+        facts_title="Event",
+    )
+    values = {"m": view, "brand": _brand(branding)}
+    html = _environment().get_template("ops_alert.html.j2").render(values)
+    text = _BLANK_RUNS.sub("\n\n", _environment().get_template("ops_alert.txt.j2").render(values)).lstrip("\n")
+    return RenderedMail(subject=view.subject, text=text, html=html)
 
 
 def _facts(appointment: Appointment, catalog: AppointmentTypeCatalog) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,7 @@ a canonical event a source could not build, or one naming a ref or ticket the st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -57,6 +58,11 @@ class WebhookIngress:
         self._queue = queue
         self._clock = clock
         self._catalog = catalog
+
+    @property
+    def sources(self) -> Mapping[str, Source]:
+        """The sources taken, by name, as configured: what reads a vendor's payload (tests read samples so)."""
+        return MappingProxyType(self._sources)
 
     def accept(self, source_name: str, request: WebhookRequest) -> Accepted:
         source = self._sources.get(source_name)

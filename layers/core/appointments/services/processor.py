@@ -4,7 +4,9 @@
   superseded. History gets one entry per event, applied or not.
 - A redelivered event (its delivery id is among the appointment's recent ones) changes nothing.
 - An event about a booking we do not hold yet waits under the booking's external id (a PSA ticket
-  event: under the ticket) and is applied, in the same transaction, when the booking arrives.
+  event: under the ticket) and is applied, in the same transaction, when the booking arrives. A booking
+  change (not a ticket event) still waiting ``unmatched_alert_after`` later alerts ops once
+  (``services.unmatched_alerts``).
 - Creation claims the booking's external ids: when two deliveries race, the first writer wins and the
   other, re-reading, applies its event to the appointment the first one created.
 - A version conflict (another writer first) is re-read and decided again.
@@ -60,6 +62,8 @@ class SourcePolicy:
     customer_mail_sources: frozenset[str] = frozenset()  # sources whose changes we mail customers about
     timings: RuleTimings = field(default_factory=RuleTimings)  # when the timed rules look next
     waiting_retention: timedelta = timedelta(hours=72)  # how long an event waits for its booking
+    # Ops are alerted about a booking change still waiting this long after it arrived; None: never.
+    unmatched_alert_after: timedelta | None = None
 
     def type_for(self, source: str, vendor_type: str | None) -> tuple[str, bool]:
         """Our type key for a vendor type, and whether it was mapped (False: the source's default)."""
@@ -124,7 +128,9 @@ class EventProcessor:
         if event.external_ref is None:
             raise ValueError(f"{event.kind} names no booking")
         key = wait_key_for_ref(event.external_ref)
-        self._store.keep_waiting(key, event, self._waiting_until())
+        now, after = self._clock.now(), self._policy.unmatched_alert_after
+        alert_at = None if after is None else now + after
+        self._store.keep_waiting(key, event, self._waiting_until(), alert_at=alert_at, arrived_at=now)
         # The booking may have landed between our look and our write; whoever writes second sees the other.
         appointment_id = self._find(event)
         if appointment_id is not None:

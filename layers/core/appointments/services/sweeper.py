@@ -5,7 +5,8 @@ applies now, and writes the effects (state, history, mails, next check) in one t
 on the version it read. A conflict (an assignment, a reschedule, a check-in, another sweep) re-reads
 and decides again, so the newer state always wins the race. It stops taking new work when the time
 left runs low: whatever it leaves is still due and the next run takes it. Pending mails have shards of
-their own; ``MailSender`` is the seam where the mail sender plugs in.
+their own; ``MailSender`` is the seam where the mail sender plugs in, ``AlertSender`` the one for the ops
+alerts about booking changes left unmatched (``services.unmatched_alerts``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class MailSender(Protocol):
         ...
 
 
+class AlertSender(Protocol):
+    def send_due(self, now: datetime) -> int:
+        """Send the ops alerts about unmatched booking changes due at ``now``; how many were sent."""
+        ...
+
+
 @dataclass(frozen=True)
 class SweepPolicy:
     coupons: CouponPolicy
@@ -77,6 +84,7 @@ class SweepReport:
     failed: int = 0  # left due after an error, for the next run
     stopped_early: bool = False  # time ran low: the rest waits for the next run
     mails_sent: int = 0
+    unmatched_alerts_sent: int = 0
 
     def summary(self) -> dict[str, Any]:
         """What the run did, per rule: the answer of ``POST /checks/run`` and the function's result."""
@@ -105,12 +113,14 @@ class Sweeper:
         catalog: AppointmentTypeCatalog,
         policy: SweepPolicy,
         mail: MailSender | None = None,
+        unmatched_alerts: AlertSender | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._catalog = catalog
         self._policy = policy
         self._mail = mail
+        self._unmatched_alerts = unmatched_alerts
 
     def sweep(self, *, seconds_left: Callable[[], float] = _unlimited, requested_by: str | None = None) -> SweepReport:
         """One run over every shard. ``requested_by``: the ops caller of ``POST /checks/run``, if any."""
@@ -136,6 +146,8 @@ class Sweeper:
                     cursors[shard] = page.cursor
         if self._mail is not None:
             report.mails_sent = self._send_mail(now)
+        if self._unmatched_alerts is not None:
+            report.unmatched_alerts_sent = self._unmatched_alerts.send_due(now)
         return report
 
     def _send_mail(self, now: datetime) -> int:

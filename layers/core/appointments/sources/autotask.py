@@ -19,16 +19,16 @@ import base64
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 
 from appointments.domain.events import CanonicalEvent, EventKind
 from appointments.domain.model import Technician, TicketRef
 from appointments.errors import ConfigError, InvalidSignature, UnsupportedPayload
 from appointments.sources.base import (
     Lenient,
+    UtcTime,
     WebhookRequest,
     constant_time_equal,
     load_json_object,
@@ -37,6 +37,7 @@ from appointments.sources.base import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
 SIGNATURE_HEADER = "X-Hook-Signature"
 SIGNATURE_PREFIX = "sha1="
@@ -79,11 +80,6 @@ def _base64_hmac_sha1(secret: str, message: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha1).digest()).decode()
 
 
-def _as_utc(value: datetime) -> datetime:
-    # Autotask keeps every time in UTC, so a time sent without an offset is UTC, not local.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _as_text(value: object) -> object:
     return str(value) if isinstance(value, int) else value
 
@@ -109,7 +105,7 @@ class _TicketFields(Lenient):
 class _TicketChange(Lenient):
     Guid: Annotated[str, Field(min_length=1, max_length=100)]  # the webhook's, the same for every delivery
     Id: AutotaskId
-    EventTime: Annotated[datetime, AfterValidator(_as_utc)]
+    EventTime: UtcTime
     SequenceNumber: AutotaskId
     Fields: _TicketFields = _TicketFields()
 

@@ -85,6 +85,15 @@ def verify_timestamped_signature(
         raise InvalidSignature
 
 
+def as_utc(value: datetime) -> datetime:
+    """A PSA's time in UTC: Autotask, ConnectWise and HaloPSA keep times in UTC and often send them without an
+    offset, so a time without one is UTC, not local."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
 def load_json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)

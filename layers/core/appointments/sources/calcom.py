@@ -4,10 +4,14 @@ Signed with ``X-Cal-Signature-256: <hex HMAC-SHA256(secret, raw body)>``. Cal.co
 so there is no freshness check, and no delivery id, so a delivery is told apart by trigger, booking
 and ``createdAt``. Handled: BOOKING_CREATED, BOOKING_REQUESTED, BOOKING_RESCHEDULED, BOOKING_CANCELLED
 (with ``requestReschedule``: the host asks for a new time), BOOKING_REJECTED, BOOKING_NO_SHOW_UPDATED.
-Deliberately ignored (no event): BOOKING_PAID, BOOKING_PAYMENT_INITIATED, MEETING_STARTED,
-MEETING_ENDED, AFTER_HOSTS_CAL_VIDEO_NO_SHOW and AFTER_GUESTS_CAL_VIDEO_NO_SHOW (Cal Video only, and
-known to misfire), RECORDING_READY, RECORDING_TRANSCRIPTION_GENERATED, INSTANT_MEETING,
-FORM_SUBMITTED, FORM_SUBMITTED_NO_EVENT, OOO_CREATED, PING, and any trigger Cal.com adds later.
+Deliberately ignored (no event, answered 2xx once the signature passed, whatever the body's shape): BOOKING_PAID,
+BOOKING_PAYMENT_INITIATED, MEETING_STARTED, MEETING_ENDED, AFTER_HOSTS_CAL_VIDEO_NO_SHOW and
+AFTER_GUESTS_CAL_VIDEO_NO_SHOW (Cal Video only, and known to misfire), RECORDING_READY,
+RECORDING_TRANSCRIPTION_GENERATED, INSTANT_MEETING, FORM_SUBMITTED, FORM_SUBMITTED_NO_EVENT, OOO_CREATED,
+PING, and any trigger Cal.com adds later. Only ``triggerEvent`` of those is read: they do not share the booking
+envelope. MEETING_STARTED and MEETING_ENDED, for one, are sent flat, ``{"triggerEvent", ...booking}`` with no
+``payload`` and no ``createdAt`` (cal.com ``packages/features/webhooks/lib/scheduleTrigger.ts``), and a Cal.com
+instance's custom payload template may shape any of them as it likes.
 
 A booking is never dropped for what the questionnaire or the team holds: beyond what an appointment keeps,
 hosts are clipped to the first 20 (the organizer first), answers to the first 50 within 64 KiB, metadata
@@ -74,8 +78,24 @@ _BOOKING_FIELDS = {"start": "payload.startTime", "end": "payload.endTime"}
 Uid = Annotated[str, Field(min_length=1, max_length=120)]  # "calcom:<uid>" must fit an event's entity (128)
 
 
-class _Envelope(Lenient):
+# The triggers turned into events; every other one is acknowledged and ignored, whatever its body holds.
+HANDLED_TRIGGERS = frozenset(
+    {
+        "BOOKING_CREATED",
+        "BOOKING_REQUESTED",
+        "BOOKING_RESCHEDULED",
+        "BOOKING_CANCELLED",
+        "BOOKING_REJECTED",
+        "BOOKING_NO_SHOW_UPDATED",
+    }
+)
+
+
+class _Trigger(Lenient):
     triggerEvent: str
+
+
+class _Envelope(_Trigger):
     createdAt: UtcDatetime
     payload: dict[str, Any]
 
@@ -154,7 +174,11 @@ class CalcomSource:
             raise InvalidSignature
 
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
-        envelope = validated(_Envelope, load_json_object(request.body))
+        document = load_json_object(request.body)
+        # The trigger alone decides: an ignored trigger's body need not be the booking envelope.
+        if validated(_Trigger, document).triggerEvent not in HANDLED_TRIGGERS:
+            return ()
+        envelope = validated(_Envelope, document)
         event = self._translate(envelope)
         return () if event is None else (event,)
 
