@@ -8,6 +8,7 @@ be told to answer the next requests with a fault: a 429 with ``Retry-After``, a 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -15,12 +16,19 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
+
+
+class FakeApi(Protocol):
+    """A fake vendor API as ``Serving`` serves it: one answer per request, whatever path it is mounted at."""
+
+    def answer(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer: ...
+
 
 LIMIT_PER_MINUTE = 180
 DEFAULT_TYPES = (
@@ -102,8 +110,8 @@ class FakeTimeZest:
 
     # -- the API -------------------------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, query: str, headers: dict[str, str]) -> Answer:
-        """``path`` is below ``/v1`` (``/scheduling_requests``); header names lower-cased."""
+    def answer(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        """``path`` is below ``/v1`` (``/scheduling_requests``); header names lower-cased; ``body`` unread (GETs)."""
         with self._lock:
             self.seen_at.append(self.clock())
             fault = self.faults.pop(0) if self.faults else None
@@ -165,11 +173,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
-        path = url.path.removeprefix("/v1")
+        path = url.path.removeprefix(self.server.prefix)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.fake.answer(method, path, url.query, headers)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = self.server.fake.answer(method, path, url.query, headers, body)
         try:
             self.send_response(answer.status)
             for name, value in answer.headers.items():
@@ -187,22 +205,29 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: FakeTimeZest) -> None:
+    def __init__(self, fake: FakeApi, prefix: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+        self.prefix = prefix
 
 
 class Serving:
-    """Serve ``fake`` on 127.0.0.1 on a free port: ``with Serving(fake) as base_url: ...`` (``.../v1``)."""
+    """Serve ``fake`` on 127.0.0.1 on a free port: ``with Serving(fake) as base_url: ...`` (``.../v1``).
 
-    def __init__(self, fake: FakeTimeZest) -> None:
-        self._server = _Server(fake)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-timezest", daemon=True)
+    Any fake with ``answer`` (``FakeApi``) is served the same way; ``prefix`` is the path it answers under
+    (``/v1`` for TimeZest, nothing for the fake PSA, whose dialects are its own prefixes)."""
+
+    def __init__(self, fake: FakeApi, *, prefix: str = "/v1", name: str = "fake-timezest") -> None:
+        self._server = _Server(fake, prefix)
+        self._prefix = prefix
+        # A short poll interval: leaving the ``with`` waits one interval for the server loop to see the shutdown.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name=name, daemon=True)
 
     def __enter__(self) -> str:
         self._thread.start()
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"http://{host!s}:{port}{self._prefix}"
 
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()

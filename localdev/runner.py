@@ -39,6 +39,7 @@ from localdev.apigw import (
     proxy_event,
 )
 from localdev.eventbridge import BusEvent, PatternError, RuleTarget, drain_taps, install_taps
+from localdev.fake_psa import FakePsa, fake_psa_credentials
 from localdev.fake_timezest import FakeTimeZest
 from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
@@ -70,8 +71,15 @@ if TYPE_CHECKING:
     from localdev.schedule import ScheduleExpression
     from localdev.template import ApiRoute, ScheduledInvocation
 
-DEV_PARAMETERS = {"MailFrom": "desk@msp.example", "OpsAlertEmail": "ops@msp.example", "TimeZestPolling": "ENABLED"}
+DEV_PARAMETERS = {
+    "MailFrom": "desk@msp.example",
+    "OpsAlertEmail": "ops@msp.example",
+    "TimeZestPolling": "ENABLED",
+    # The NO-SHOW status of the samples' Autotask (events/autotask/ticket_no_show.json): the write-back sets it.
+    "AutotaskNoShowStatusId": "23",
+}
 FAKE_TIMEZEST_PATH = "/_local/timezest/v1"  # where the runner serves its fake TimeZest API
+FAKE_PSA_PATH = "/_local/psa"  # where it serves its fake PSA (GET there lists every write it received)
 DEV_OPS_TOKEN = "dev-ops-token"  # noqa: S105 - the documented local default, printed at start
 DEV_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-dev"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -185,6 +193,9 @@ class Runner:
         self._parameters = parameter_defaults(self._template, {**DEV_PARAMETERS, **config.parameters})
         # TimeZest sends no webhooks: the poller reads this fake unless TIMEZEST_API_URL names another.
         self.timezest = FakeTimeZest(clock=clock.now, api_key=config.webhook_secrets.get("timezest", ""))
+        # The PSA write-back writes to this fake (Autotask, ConnectWise and HaloPSA dialects): GET /_local/psa.
+        self.psa = FakePsa(clock=clock.now, mount=FAKE_PSA_PATH)
+        self._psa_credentials: dict[str, Any] = {}
         self.routes = RouteTable(route for spec in self._specs.values() for route in spec.routes)
         self._schedules = self._parse_schedules()
         self._streams = self._stream_mappings()
@@ -274,6 +285,7 @@ class Runner:
         """The server's address, known once it is bound (before ``start``): the poller's fake TimeZest is there."""
         if "TimeZestApiUrl" in self._parameters and "TimeZestApiUrl" not in self.config.parameters:
             self._parameters["TimeZestApiUrl"] = os.environ.get("TIMEZEST_API_URL") or base_url + FAKE_TIMEZEST_PATH
+        self._psa_credentials = fake_psa_credentials(base_url + FAKE_PSA_PATH, self.psa.credentials)
         # ConnectWise callbacks name their signing key's URL: locally, the key the runner serves.
         if "ConnectWiseKeyHosts" in self._parameters and "ConnectWiseKeyHosts" not in self.config.parameters:
             self._parameters["ConnectWiseKeyHosts"] += "," + base_url
@@ -282,6 +294,7 @@ class Runner:
         """Forget every item, message, stream record, event and mail; the clock stays where it is."""
         with self._pump_lock, self._lock:  # no pump pass reads a stream or a queue that is going away
             self.timezest.reset()
+            self.psa.reset()
             self._reset_moto()
             _wiring().use_clock(self.clock)
             self._provision()
@@ -307,6 +320,8 @@ class Runner:
     def _provision(self) -> None:
         secret_values = dict.fromkeys(secrets(self._template), "{}")
         secret_values["WebhookSecrets"] = json.dumps(dict(self.config.webhook_secrets))
+        if "PsaCredentials" in secret_values:
+            secret_values["PsaCredentials"] = json.dumps(self._psa_credentials)
         self._provisioned = provision(
             self._template,
             parameters=self._parameters,

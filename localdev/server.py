@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 from localdev import console
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
 from localdev.gate import Gate
-from localdev.runner import FAKE_TIMEZEST_PATH, MAX_BODY_BYTES, STOP_DRAIN_SECONDS, api_error, stopping_error
+from localdev.runner import (
+    FAKE_PSA_PATH,
+    FAKE_TIMEZEST_PATH,
+    MAX_BODY_BYTES,
+    STOP_DRAIN_SECONDS,
+    api_error,
+    stopping_error,
+)
 from localdev.ses import BOUNCES, FeedbackRefused
 from localdev.signing import CONNECTWISE_KEY_PATH, DEV_CONNECTWISE_SIGNING_KEY
 
@@ -269,6 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _local(self, path: str, body: bytes) -> HttpResponse:
         runner = self.server.runner
+        if path.startswith(FAKE_PSA_PATH + "/"):
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            query = urlsplit(self.path).query
+            answer = runner.psa.answer(self.command, path.removeprefix(FAKE_PSA_PATH), query, headers, body)
+            return HttpResponse(status=answer.status, headers=list(answer.headers.items()), body=answer.body)
         if path.startswith(FAKE_TIMEZEST_PATH + "/"):
             headers = {name.lower(): value for name, value in self.headers.items()}
             query = urlsplit(self.path).query
@@ -288,6 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/_local/dlq/redrive"): lambda: {"redriven": runner.redrive()},
             ("POST", "/_local/ses/bounce"): lambda: self._ses_feedback("Bounce", body),
             ("POST", "/_local/ses/complaint"): lambda: self._ses_feedback("Complaint", body),
+            ("GET", FAKE_PSA_PATH): runner.psa.listing,
             ("GET", CONNECTWISE_KEY_PATH): lambda: {"signing_key": DEV_CONNECTWISE_SIGNING_KEY},
             ("GET", "/_local/timezest/requests"): lambda: {"items": list(runner.timezest.requests.values())},
             ("POST", "/_local/timezest/requests"): lambda: self._timezest_request(body),

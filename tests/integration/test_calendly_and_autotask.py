@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from appointments import wiring
+from appointments.domain import lifecycle
 from appointments.domain.history import Action, Record
-from appointments.domain.model import CancelledBy, ExternalRef, Status
+from appointments.domain.model import Actor, CancelledBy, ExternalRef, Status
 from appointments.domain.outbox import MailKind
 from tests.integration.stack import CALENDLY_SECRET, Stack, stack_under_moto
 from tests.signing import sample, timestamped_signature
@@ -220,6 +222,50 @@ def test_the_configured_no_show_status_marks_the_no_show(stack: Stack) -> None:
     found = wiring.store().find_by_external_ref(ExternalRef(system="generic", id="stf-981"))
     assert found is not None
     assert wiring.store().get(found).status is Status.NO_SHOW
+
+
+def test_a_no_show_the_psa_mails_and_its_status_coming_back_is_an_echo_not_a_second_no_show(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with stack_under_moto(monkeypatch, NOW, AutotaskNoShowStatusId="23", NoShowMailBy="psa") as stack:
+        # Given a call-in appointment at 15:00 against Autotask ticket 48219, nobody calling in
+        document = json.loads(sample("generic/appointment_scheduled.json"))
+        document["appointment"]["ticket"]["id"] = "48219"
+        stack.clock.set(datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC))
+        assert stack.post_generic(json.dumps(document).encode())["statusCode"] == 202
+        stack.drain()
+        store = wiring.store()
+        found = store.find_by_external_ref(ExternalRef(system="generic", id="stf-981"))
+        assert found is not None
+
+        # When the rules mark the no-show: the PSA is to mail the customer, so the desk does not
+        stack.clock.set(datetime(2026, 11, 23, 15, 10, 30, tzinfo=UTC))
+        stack.run_schedule()
+        record = store.load(found)
+        [no_show] = [e for e in record.history if e.action is Action.NO_SHOW]
+        assert no_show.detail["mail"] == "psa"
+        assert MailKind.NO_SHOW not in [m.kind for m in record.mails]
+
+        # And the write-back sets the ticket to NO-SHOW (recorded as it records it)
+        written_at = datetime(2026, 11, 23, 15, 31, 43, tzinfo=UTC)
+        written = lifecycle.record(
+            record.appointment, Record.PSA_WRITTEN, at=written_at, actor=Actor.system(), detail={"status": "23"}
+        )
+        store.commit(replace(written, after=written.after.model_copy(update={"psa_statuses": {"autotask": "23"}})))
+
+        # And Autotask's webhook about that status comes back, twice
+        stack.clock.set(datetime(2026, 11, 23, 15, 31, 45, tzinfo=UTC))
+        body = sample("autotask/ticket_no_show.json")
+        assert [stack.post_autotask(body)["statusCode"] for _ in range(2)] == [202, 202]
+        stack.drain()
+
+        # Then it is our own change, recorded once: no second no-show, no mail, no alert
+        after = store.load(found)
+        assert after.appointment.status is Status.NO_SHOW
+        assert [e.action for e in after.history][-2:] == [Record.PSA_WRITTEN, Record.PSA_ECHO]
+        assert after.history[-1].detail["status"] == "23"
+        assert [e.action for e in after.history].count(Action.NO_SHOW) == 1
+        assert after.mails == record.mails
 
 
 def test_an_unsigned_deactivation_notice_changes_nothing(stack: Stack) -> None:

@@ -78,6 +78,9 @@ def test_the_readme_runner_blocks_run_as_written(tmp_path: Path) -> None:
             assert values, f"block {number} printed no JSON:\n{run.stdout}"
             errors = [value for value in values if isinstance(value, dict) and "error" in value]
             assert not errors, f"block {number}:\n{block}\nanswered errors: {errors}"
+            if "localhost:3000/_local/psa" in block:  # the write-back example: the no-show reached the ticket
+                kinds = [(w["ticket_id"], w["kind"]) for w in values[-1]["items"]]
+                assert kinds[-2:] == [("48213", "status"), ("48213", "note")], kinds
             if "timezest:sreq_readme1" in block:  # the TimeZest example: the poller took the booking in
                 [appointment] = values[-1]["items"]
                 assert (appointment["status"], appointment["technicians"]) == ("scheduled", [])

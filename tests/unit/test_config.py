@@ -7,6 +7,7 @@ import json
 import pytest
 
 from appointments.config import Settings
+from appointments.domain.outbox import NoShowMailBy
 from appointments.errors import ConfigError
 
 BASE = {
@@ -54,6 +55,21 @@ def test_a_bad_value_is_a_config_error_naming_the_setting_but_not_its_value(name
         Settings.from_environ({**BASE, name: value})
     assert name in raised.value.message or "APPOINTMENT_TYPES" in raised.value.message
     assert value not in raised.value.message.replace(name, "")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, NoShowMailBy.DESK), ("desk", NoShowMailBy.DESK), ("psa", NoShowMailBy.PSA), (" PSA ", NoShowMailBy.PSA)],
+)
+def test_who_mails_a_no_show_is_the_desk_unless_set_to_the_psa(value: str | None, expected: NoShowMailBy) -> None:
+    environ = BASE if value is None else {**BASE, "NO_SHOW_MAIL_BY": value}
+    assert Settings.from_environ(environ).no_show_mail_by is expected
+
+
+def test_an_unknown_no_show_mailer_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="NO_SHOW_MAIL_BY") as raised:
+        Settings.from_environ({**BASE, "NO_SHOW_MAIL_BY": "customer"})
+    assert "customer" not in raised.value.message
 
 
 def test_a_missing_required_setting_is_named() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 
 from appointments.adapters.clock import ManualClock
+from appointments.domain import lifecycle
 from appointments.domain.events import BookingDetails, CanonicalEvent, EventKind
 from appointments.domain.history import Action, Record
-from appointments.domain.model import CancelledBy, Customer, ExternalRef, Status, TicketRef
+from appointments.domain.model import Actor, CancelledBy, Customer, ExternalRef, Status, TicketRef
 from appointments.domain.outbox import MailKind
 from appointments.services.processor import EventProcessor, SourcePolicy
 from appointments.sources.base import WebhookRequest
@@ -423,3 +425,108 @@ def test_a_vendor_reschedule_replaces_the_links_with_the_new_bookings(store: InM
     apply(moved)
     # Then the appointment's links are the new booking's: the old ones no longer work
     assert store.get(only(store)).links == Links(reschedule="https://x/r/inv-2", cancel="https://x/c/inv-2")
+
+
+# --- the PSA write-back's own status change coming back as the PSA's ticket webhook
+
+NO_SHOW_AT = datetime(2026, 11, 23, 15, 10, tzinfo=UTC)  # the sample booking starts at 15:00
+
+
+def _marked_no_show_and_written_back(store: InMemoryAppointmentStore, *, written: str | None = "autotask") -> str:
+    """The sample booking, marked a no-show by the rules at 15:10 and (unless ``written`` is None) its ticket
+    set to NO-SHOW by the write-back in ``written`` a few seconds later, as the write-back records it."""
+    processor(store, customer_mail_sources=frozenset({"generic", "autotask"})).apply(
+        generic_event("appointment_scheduled")
+    )
+    appointment_id = only(store)
+    store.commit(lifecycle.mark_no_show(store.get(appointment_id), at=NO_SHOW_AT, actor=Actor.system()))
+    if written is not None:
+        at = NO_SHOW_AT + timedelta(seconds=5)
+        change = lifecycle.record(
+            store.get(appointment_id),
+            Record.PSA_WRITTEN,
+            at=at,
+            actor=Actor.system(),
+            detail={"system": written, "ticket": "48213", "status": "NO-SHOW", "note": True},
+        )
+        after = change.after.model_copy(update={"psa_statuses": {written: "NO-SHOW"}})
+        store.commit(dataclasses.replace(change, after=after))
+    return appointment_id
+
+
+def _later_processor(store: InMemoryAppointmentStore) -> EventProcessor:
+    policy = SourcePolicy(ops_alert_email=OPS_MAIL, customer_mail_sources=frozenset({"generic", "autotask"}))
+    return EventProcessor(store, ManualClock(NO_SHOW_AT + timedelta(minutes=1)), CATALOG, policy)
+
+
+def _psa_says(kind: EventKind, after: timedelta, **fields: Any) -> CanonicalEvent:
+    """Autotask's ticket webhook, ``after`` the rules' no-show."""
+    return _ticket_event(kind, **fields).model_copy(update={"occurred_at": NO_SHOW_AT + after})
+
+
+# A PSA may report the ticket's update as its (unchanged) resource: nothing new either.
+@pytest.mark.parametrize("kind", [EventKind.TICKET_NO_SHOW, EventKind.TICKET_ASSIGNED])
+def test_our_own_ticket_status_coming_back_is_recorded_as_an_echo_once(
+    store: InMemoryAppointmentStore, kind: EventKind
+) -> None:
+    # Given a no-show the rules marked and the write-back set in Autotask
+    appointment_id = _marked_no_show_and_written_back(store)
+    before = store.load(appointment_id)
+    technicians = before.appointment.technicians if kind is EventKind.TICKET_ASSIGNED else ()
+    echo = _psa_says(kind, timedelta(seconds=6), technicians=technicians)
+
+    # When Autotask's webhook about that status arrives, twice
+    apply = _later_processor(store).apply
+    apply(echo)
+    apply(echo)
+
+    # Then it is recorded once as our own change: no transition, no mail, no alert
+    record = store.load(appointment_id)
+    assert record.appointment.status is Status.NO_SHOW
+    assert record.appointment.no_show_at is not None
+    assert [e.action for e in record.history] == [*(e.action for e in before.history), Record.PSA_ECHO]
+    entry = record.history[-1]
+    assert (entry.from_status, entry.to_status, entry.actor.id) == (Status.NO_SHOW, Status.NO_SHOW, "autotask")
+    assert entry.detail == {
+        "event": echo.kind.value,
+        "delivery_id": echo.delivery_id,
+        "occurred_at": echo.occurred_at.isoformat(),
+        "status": "NO-SHOW",
+        "reason": "the ticket is as the write-back set it: our own change, already applied",
+    }
+    assert record.mails == before.mails
+    assert [e.action for e in record.history].count(Action.NO_SHOW) == 1
+    assert echo.delivery_id in record.appointment.recent_deliveries
+    assert record.appointment.version == before.appointment.version + 1  # the redelivery wrote nothing
+
+
+def test_a_ticket_event_that_changes_something_is_applied_after_a_write_back(store: InMemoryAppointmentStore) -> None:
+    # Given a no-show written back to Autotask
+    appointment_id = _marked_no_show_and_written_back(store)
+
+    # When the technician then completes the ticket (the customer called after all)
+    _later_processor(store).apply(_psa_says(EventKind.TICKET_COMPLETED, timedelta(minutes=30)))
+
+    # Then that is news, applied as any ticket event is
+    record = store.load(appointment_id)
+    assert record.appointment.status is Status.COMPLETED
+    assert record.history[-1].action is Action.COMPLETE
+
+
+@pytest.mark.parametrize("written", [None, "connectwise"], ids=["no_write_back", "another_psa"])
+def test_a_ticket_no_show_after_the_rules_no_show_is_ignored_without_a_second_transition_or_mail(
+    store: InMemoryAppointmentStore, written: str | None
+) -> None:
+    # Given a no-show the rules marked, and no status written back to Autotask
+    appointment_id = _marked_no_show_and_written_back(store, written=written)
+    before = store.load(appointment_id)
+
+    # When Autotask reports the ticket's NO-SHOW (a person set it there too)
+    _later_processor(store).apply(_psa_says(EventKind.TICKET_NO_SHOW, timedelta(seconds=30)))
+
+    # Then it is not our echo, but it changes nothing either: one no-show, no mail
+    record = store.load(appointment_id)
+    assert record.history[-1].action is Record.EVENT_IGNORED
+    assert [e.action for e in record.history].count(Action.NO_SHOW) == 1
+    assert record.appointment.status is Status.NO_SHOW
+    assert record.mails == before.mails

@@ -16,7 +16,7 @@ from appointments.adapters.clock import ManualClock
 from appointments.domain.coupons import CouponPolicy
 from appointments.domain.history import Action, HistoryEntry, Record
 from appointments.domain.model import Actor, CancelledBy, Discount, Status
-from appointments.domain.outbox import MailKind
+from appointments.domain.outbox import MailKind, NoShowMailBy
 from appointments.domain.rules import RuleTimings, pre_notice_key, reminder_key
 from appointments.errors import InvalidTransition
 from appointments.ports import DueKind, DuePage
@@ -26,6 +26,7 @@ from appointments.services.back_office import (
     CheckIn,
     Command,
     Complete,
+    NoShow,
     Reassign,
     Reopen,
     Reschedule,
@@ -126,18 +127,21 @@ def a_desk(
     catalog: AppointmentTypeCatalog = CATALOG,
     shards: int = 4,
     reserve_seconds: float = 10.0,
+    no_show_mail_by: NoShowMailBy = NoShowMailBy.DESK,
 ) -> Desk:
     store = store if store is not None else InMemoryAppointmentStore(due_shards=shards)
     timings = timings or RuleTimings()
     clock = ManualClock(now)
     coupons = CouponPolicy(new_code=Codes())
-    office = BackOffice(store, clock, catalog, BackOfficePolicy(coupons=coupons, timings=timings))
+    office_policy = BackOfficePolicy(coupons=coupons, timings=timings, no_show_mail_by=no_show_mail_by)
+    office = BackOffice(store, clock, catalog, office_policy)
     policy = SweepPolicy(
         coupons=coupons,
         ops_alert_email=OPS_MAIL,
         timings=timings,
         shards=store.due_shards,
         reserve_seconds=reserve_seconds,
+        no_show_mail_by=no_show_mail_by,
     )
     return Desk(store, clock, office, Sweeper(store, clock, catalog, policy), timings, catalog)
 
@@ -318,6 +322,60 @@ def test_the_no_show_marks_the_appointment_and_mails_the_customer() -> None:
     [entry] = desk.new_history(booked.id, before)
     assert (entry.action, entry.actor, entry.to_status) == (Action.NO_SHOW, Actor.system(), Status.NO_SHOW)
     assert entry.detail["due_at"] == (S + 10 * M).isoformat()
+    assert entry.detail["mail"] == "desk"
+
+
+@pytest.mark.parametrize(
+    ("mail_by", "ticketed", "email", "mailed", "told"),
+    [
+        (NoShowMailBy.DESK, True, True, True, "desk"),
+        (NoShowMailBy.DESK, False, True, True, "desk"),
+        (NoShowMailBy.DESK, True, False, False, "none"),
+        (NoShowMailBy.PSA, True, True, False, "psa"),  # setting the ticket to NO-SHOW fires the PSA's own mail
+        (NoShowMailBy.PSA, True, False, False, "psa"),  # the PSA mails its ticket contact
+        (NoShowMailBy.PSA, False, True, True, "desk"),  # no ticket to set: the desk still tells the customer
+        (NoShowMailBy.PSA, False, False, False, "none"),
+    ],
+)
+def test_the_no_show_mail_is_sent_by_whoever_no_show_mail_by_names(
+    mail_by: NoShowMailBy, ticketed: bool, email: bool, mailed: bool, told: str
+) -> None:
+    # Given a call-in appointment, with or without a ticket and a customer address
+    desk = a_desk(no_show_mail_by=mail_by)
+    customer = DANA if email else DANA.model_copy(update={"email": None})
+    ticket = a_draft().ticket if ticketed else None
+    booked = desk.book(customer=customer, ticket=ticket)
+    desk.sweep_at(S - 24 * H)
+    before = desk.mark(booked.id)
+
+    # When nobody calls in
+    desk.sweep_at(S + 10 * M)
+
+    # Then it is a no-show either way; only the desk's mail depends on the setting, and history says who told
+    assert desk.get(booked.id).status is Status.NO_SHOW
+    assert desk.new_mails(booked.id, before) == ([(MailKind.NO_SHOW, CUSTOMER)] if mailed else [])
+    [entry] = desk.new_history(booked.id, before)
+    assert (entry.action, entry.detail["mail"]) == (Action.NO_SHOW, told)
+
+
+@pytest.mark.parametrize(
+    ("mail_by", "ticketed", "told"),
+    [(NoShowMailBy.DESK, True, "none"), (NoShowMailBy.PSA, True, "psa"), (NoShowMailBy.PSA, False, "none")],
+)
+def test_a_dispatchers_no_show_is_never_mailed_by_the_desk_and_says_who_tells_the_customer(
+    mail_by: NoShowMailBy, ticketed: bool, told: str
+) -> None:
+    desk = a_desk(no_show_mail_by=mail_by)
+    booked = desk.book(ticket=a_draft().ticket if ticketed else None)
+    desk.clock.set(S + 5 * M)
+    before = desk.mark(booked.id)
+
+    desk.act(booked.id, NoShow(note="did not pick up"))
+
+    assert desk.get(booked.id).status is Status.NO_SHOW
+    assert desk.new_mails(booked.id, before) == []
+    [entry] = desk.new_history(booked.id, before)
+    assert (entry.action, entry.detail["mail"], entry.detail["note"]) == (Action.NO_SHOW, told, "did not pick up")
 
 
 def test_an_unassigned_start_alerts_ops_and_never_makes_a_no_show() -> None:

@@ -23,6 +23,8 @@ from pydantic import (
 
 from appointments.domain.appointment_types import AppointmentType, AppointmentTypeCatalog
 from appointments.domain.model import Email, TimeZoneName
+from appointments.domain.outbox import NoShowMailBy
+from appointments.domain.psa_writeback import DEFAULT_NOTE_ACTIONS, WritebackPolicy
 from appointments.domain.rules import RuleTimings
 from appointments.errors import ConfigError
 from appointments.mail.branding import Branding
@@ -49,6 +51,9 @@ class Settings(BaseModel):
     pre_notice_hours: Hours = Field(3.0, alias="PRE_NOTICE_HOURS")
     auto_cancel_hours: Hours = Field(1.0, alias="AUTO_CANCEL_HOURS")
     no_show_limit_hours: Hours = Field(24.0, alias="NO_SHOW_LIMIT_HOURS")
+    # Who mails the customer about a no-show: the desk, or the PSA's own workflow that setting the ticket to
+    # NO-SHOW fires (only for an appointment with a ticket; without one the desk still mails).
+    no_show_mail_by: NoShowMailBy = Field(NoShowMailBy.DESK, alias="NO_SHOW_MAIL_BY")
     # An event that overtakes its booking (or its ticket's) waits this long; vendors retry for up to 24 h.
     unmatched_event_retention_hours: Annotated[float, Field(ge=24, le=24 * 14)] = Field(
         72.0, alias="UNMATCHED_EVENT_RETENTION_HOURS"
@@ -90,6 +95,12 @@ class Settings(BaseModel):
     halopsa_complete_status_id: StatusId = Field("9", alias="HALOPSA_COMPLETE_STATUS_ID")
     halopsa_no_show_status_id: StatusId | None = Field(None, alias="HALOPSA_NO_SHOW_STATUS_ID")
     halopsa_timezone: TimeZoneName = Field("UTC", alias="HALOPSA_TIMEZONE")
+    # The PSA write-back: its credentials' secret, the status to set per action and PSA (no_show defaults to
+    # each PSA's NO-SHOW status above), the actions noted on the ticket, and whether notes are public.
+    psa_credentials_id: str = Field("", alias="PSA_CREDENTIALS_ID")
+    psa_writeback_statuses: dict[str, dict[str, str]] = Field(default_factory=dict, alias="PSA_WRITEBACK_STATUSES")
+    psa_note_actions: tuple[str, ...] = Field(tuple(sorted(DEFAULT_NOTE_ACTIONS)), alias="PSA_NOTE_ACTIONS")
+    psa_notes_public: bool = Field(False, alias="PSA_NOTES_PUBLIC")
     # TimeZest has no webhooks: the poller reads its API (key: the "timezest" entry of the webhook secrets).
     # 150 a minute plus a burst of 10 stays under TimeZest's account-wide 180 per 60 s.
     timezest_api_url: str = Field("https://api.timezest.com/v1", alias="TIMEZEST_API_URL", min_length=8, max_length=500)
@@ -113,6 +124,13 @@ class Settings(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("no_show_mail_by", mode="before")
+    @classmethod
+    def _mail_by(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or NoShowMailBy.DESK
+        return value
 
     @field_validator("support_email", "support_phone", "booking_base_url", mode="before")
     @classmethod
@@ -145,6 +163,7 @@ class Settings(BaseModel):
         "connectwise_key_hosts",
         "connectwise_complete_statuses",
         "connectwise_no_show_statuses",
+        "psa_note_actions",
         mode="before",
     )
     @classmethod
@@ -153,7 +172,9 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("appointment_types", "vendor_type_map", "source_default_types", mode="before")
+    @field_validator(
+        "appointment_types", "vendor_type_map", "source_default_types", "psa_writeback_statuses", mode="before"
+    )
     @classmethod
     def _json(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
@@ -178,6 +199,22 @@ class Settings(BaseModel):
             support_phone=self.support_phone,
             signature=self.mail_signature,
             booking_base_url=self.booking_base_url,
+        )
+
+    def writeback_policy(self) -> WritebackPolicy:
+        """What the write-back writes: no_show sets each PSA's configured NO-SHOW status unless told otherwise."""
+        no_show = {
+            system: status
+            for system, status in (
+                ("autotask", self.autotask_no_show_status_id),
+                ("connectwise", next(iter(self.connectwise_no_show_statuses), None)),
+                ("halopsa", self.halopsa_no_show_status_id),
+            )
+            if status
+        }
+        statuses = {"no_show": no_show, **self.psa_writeback_statuses}
+        return WritebackPolicy(
+            statuses=statuses, note_actions=frozenset(self.psa_note_actions), public_notes=self.psa_notes_public
         )
 
     def rule_timings(self) -> RuleTimings:

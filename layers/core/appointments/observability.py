@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
+    from appointments.services.psa_writeback import Written
     from appointments.services.sweeper import SweepReport
     from appointments.services.timezest_poller import PollReport
 
@@ -40,3 +41,9 @@ def record_poll(report: PollReport) -> None:
     metrics.add_metric(name="TimeZestChanges", unit=MetricUnit.Count, value=report.changes)
     metrics.add_metric(name="TimeZestUnreadable", unit=MetricUnit.Count, value=report.unreadable)
     metrics.add_metric(name="TimeZestPollIncomplete", unit=MetricUnit.Count, value=0 if report.completed else 1)
+
+
+def record_writeback(written: Written) -> None:
+    """One count per outcome of the PSA write-back (written, already written, skipped, ticket gone)."""
+    name = "".join(part.title() for part in written.value.split("_"))
+    metrics.add_metric(name=f"PsaWriteback{name}", unit=MetricUnit.Count, value=1)

@@ -323,3 +323,33 @@ class PollStateStore(Protocol):
         """Save ``state`` if the stored one is still ``state.version - 1`` (or absent for 1); False if another
         run saved meanwhile (its cursor wins; this run's events are queued and deduplicated anyway)."""
         ...
+
+
+@dataclass(frozen=True)
+class PsaNote:
+    """A note for a ticket. ``reference`` (the domain event's id) is written into the note, so a retry can
+    look for it before posting again."""
+
+    title: str
+    text: str
+    reference: str
+    internal: bool = True  # not shown to the ticket's contact
+
+
+class PsaTickets(Protocol):
+    """One PSA's tickets as the write-back changes them. Raises ``VendorRateLimited``, ``VendorUnavailable``
+    (try later) or ``VendorRefused`` (``status`` 404: the ticket is gone; other 4xx: refused for good)."""
+
+    system: str  # autotask, connectwise, halopsa: the ``TicketRef.system`` it serves
+
+    def set_status(self, ticket_id: str, status: str) -> None:
+        """Set the ticket's status (idempotent: setting the status it has changes nothing)."""
+        ...
+
+    def add_note(self, ticket_id: str, note: PsaNote) -> None:
+        """Add a note to the ticket (not idempotent: call ``has_note`` first when retrying)."""
+        ...
+
+    def has_note(self, ticket_id: str, reference: str) -> bool:
+        """Whether a note carrying ``reference`` is already on the ticket."""
+        ...

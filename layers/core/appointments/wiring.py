@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from appointments.services.mail_feedback import MailFeedback
     from appointments.services.outbox_relay import OutboxRelay
     from appointments.services.processor import EventProcessor
+    from appointments.services.psa_writeback import PsaWriteback
     from appointments.services.sweeper import Sweeper
     from appointments.services.timezest_poller import TimeZestPoller
     from appointments.services.unmatched_alerts import UnmatchedAlerts
@@ -140,6 +141,7 @@ def back_office() -> BackOffice:
     policy = BackOfficePolicy(
         coupons=CouponPolicy(percent=config.coupon_percent, valid_days=config.coupon_valid_days),
         timings=config.rule_timings(),
+        no_show_mail_by=config.no_show_mail_by,
     )
     return BackOffice(store(), clock(), catalog(), policy)
 
@@ -155,6 +157,7 @@ def sweeper() -> Sweeper:
         ops_alert_email=config.ops_alert_email,
         timings=config.rule_timings(),
         shards=config.due_shards,
+        no_show_mail_by=config.no_show_mail_by,
     )
     return Sweeper(store(), clock(), catalog(), policy, mail=outbox_relay(), unmatched_alerts=unmatched_alerts())
 
@@ -230,6 +233,25 @@ def timezest_poller() -> TimeZestPoller:
 
 
 @functools.cache
+def psa_writeback() -> PsaWriteback:
+    import time
+
+    from appointments.adapters.aws import secretsmanager_client
+    from appointments.adapters.psa_clients import psa_clients, read_psa_credentials
+    from appointments.services.psa_writeback import PsaWriteback, WritebackSettings
+
+    config = settings()
+    credentials = read_psa_credentials(secretsmanager_client(), config.psa_credentials_id)
+    return PsaWriteback(
+        store(),
+        psa_clients(credentials, clock()),
+        clock(),
+        time.sleep,
+        WritebackSettings(rules=config.writeback_policy(), ops_alert_email=config.ops_alert_email),
+    )
+
+
+@functools.cache
 def mail_feedback() -> MailFeedback:
     from appointments.adapters.ses_feedback import read_ses_notice
     from appointments.services.mail_feedback import FeedbackPolicy, MailFeedback
@@ -254,5 +276,6 @@ def reset() -> None:
         outbox_relay,
         mail_feedback,
         timezest_poller,
+        psa_writeback,
     ):
         factory.cache_clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -88,13 +89,23 @@ class VendorHttp:
         headers: Mapping[str, str] | None = None,
         fields: Mapping[str, str] | None = None,
         body: object = None,
+        form: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> VendorResponse:
-        """One request (retried as above); a 2xx answer, or a typed error. ``body`` is sent as JSON."""
+        """One request (retried as above); a 2xx answer, or a typed error. ``body`` is sent as JSON, ``form`` as
+        ``application/x-www-form-urlencoded`` (an OAuth2 token request).
+
+        ``idempotent`` overrides the method's default: True retries a ``PATCH`` or ``POST`` that sets a value
+        (a ticket's status: sending it twice changes nothing), False never retries what has reached the vendor.
+        """
         sent_headers = {"User-Agent": self._policy.user_agent, "Accept": "application/json", **(headers or {})}
         encoded = None
         if body is not None:
             encoded = json.dumps(body).encode()
             sent_headers["Content-Type"] = "application/json"
+        elif form is not None:
+            encoded = urlencode(form).encode()
+            sent_headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             answer = self._pool.request(
                 method,
@@ -102,7 +113,7 @@ class VendorHttp:
                 fields=fields,
                 body=encoded,
                 headers=sent_headers,
-                retries=self._retry,
+                retries=self._retry if idempotent is None else self._retry_for(method, idempotent=idempotent),
                 timeout=self._timeout,
                 preload_content=False,
                 redirect=False,
@@ -125,6 +136,13 @@ class VendorHttp:
         if status >= 300:
             raise VendorRefused(self.vendor, status)
         return VendorResponse(status=status, headers=headers_seen, body=data)
+
+    def _retry_for(self, method: str, *, idempotent: bool) -> Retry:
+        # A failed connection is retried either way (nothing reached the vendor); a read error or a 5xx only
+        # when sending it again is harmless. (An empty ``allowed_methods`` would mean every method to urllib3.)
+        if idempotent:
+            return self._retry.new(allowed_methods=frozenset({method.upper()}))
+        return self._retry.new(read=0, status=0)
 
     def get_json(
         self, url: str, *, headers: Mapping[str, str] | None = None, fields: Mapping[str, str] | None = None

@@ -291,5 +291,6 @@ def absorb(survivor: Appointment, absorbed: Appointment) -> dict[str, Any]:
         "hold": survivor.hold or absorbed.hold,
         "discount": survivor.discount or absorbed.discount,
         "notices_sent": {**absorbed.notices_sent, **survivor.notices_sent},
+        "psa_statuses": {**absorbed.psa_statuses, **survivor.psa_statuses},
         "created_at": min(survivor.created_at, absorbed.created_at),
     }

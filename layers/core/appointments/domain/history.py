@@ -45,6 +45,9 @@ class Record(StrEnum):
     MAIL_FAILED = "mail_failed"  # a mail was refused for good (bounced address, rejected content): ops alerted
     MAIL_BOUNCED = "mail_bounced"  # the mail service reported a bounce or complaint after sending
     UNASSIGNED_AT_START = "unassigned_at_start"  # the start came with nobody assigned: ops alerted, no no-show
+    PSA_WRITTEN = "psa_written"  # the change was written back to the ticket (status and/or note)
+    PSA_WRITEBACK_FAILED = "psa_writeback_failed"  # the ticket could not be written: ops alerted
+    PSA_ECHO = "psa_echo"  # the PSA's webhook about a ticket status the write-back set: already applied
 
 
 class HistoryEntry(Frozen):

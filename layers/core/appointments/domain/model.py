@@ -261,6 +261,9 @@ class Appointment(Frozen):
     fact_stamps: dict[Fact, Stamp] = Field(default_factory=dict)
     # Delivery ids of the latest events seen (applied, skipped or ignored): a redelivery is a no-op.
     recent_deliveries: tuple[str, ...] = ()
+    # The ticket statuses the PSA write-back set, per PSA system: the PSA's webhook announcing that status is
+    # our own change coming back (recorded as ``psa_echo``), not news.
+    psa_statuses: dict[str, str] = Field(default_factory=dict)
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: Annotated[int, Field(ge=1)]

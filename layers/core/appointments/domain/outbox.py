@@ -26,6 +26,21 @@ class MailKind(StrEnum):
     OPS_ALERT = "ops_alert"
 
 
+class NoShowMailBy(StrEnum):
+    """Who tells the customer they missed the appointment (``NO_SHOW_MAIL_BY``)."""
+
+    DESK = "desk"  # the desk's no-show mail
+    PSA = "psa"  # the PSA's own workflow, fired when the write-back sets the ticket to NO-SHOW
+
+
+def no_show_mail(appointment: Appointment, by: NoShowMailBy) -> str:
+    """Who tells the customer about this no-show: ``psa`` (a ticket the write-back sets to NO-SHOW, when the PSA
+    is to mail), ``desk`` (our mail), or ``none`` (no ticket to leave it to, and no address to mail)."""
+    if by is NoShowMailBy.PSA and appointment.ticket is not None:
+        return NoShowMailBy.PSA.value
+    return NoShowMailBy.DESK.value if appointment.customer.email is not None else "none"
+
+
 class MailStatus(StrEnum):
     PENDING = "pending"  # waiting to be sent, or to be retried at its due time
     SENDING = "sending"  # claimed by a sender until its lease ends

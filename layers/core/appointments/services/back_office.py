@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from appointments.domain import lifecycle
 from appointments.domain.ids import new_ulid
 from appointments.domain.model import CancelledBy, ContactOutcome, Status
-from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.domain.outbox import MailKind, NoShowMailBy, OutboxMail, no_show_mail
 from appointments.domain.rules import RuleTimings, armed
 from appointments.errors import (
     AppointmentNotFound,
@@ -150,6 +150,7 @@ class AppointmentQuery:
 class BackOfficePolicy:
     coupons: CouponPolicy
     timings: RuleTimings = field(default_factory=RuleTimings)
+    no_show_mail_by: NoShowMailBy = NoShowMailBy.DESK  # as the no-show rule's (``SweepPolicy``)
 
 
 class BackOffice:
@@ -252,7 +253,10 @@ class BackOffice:
             case Reopen():
                 return lifecycle.reopen(appointment, at=at, actor=actor)
             case NoShow(note=note):
-                return lifecycle.mark_no_show(appointment, at=at, actor=actor, note=note)
+                # A dispatcher's no-show is not mailed by the desk; the PSA may mail it when the ticket is set.
+                told = "psa" if no_show_mail(appointment, self._policy.no_show_mail_by) == NoShowMailBy.PSA else "none"
+                change = lifecycle.mark_no_show(appointment, at=at, actor=actor, note=note)
+                return change.with_history_detail({"mail": told})
             case CheckIn():
                 return lifecycle.check_in(appointment, at=at, actor=actor)
             case AddNote(text=text):

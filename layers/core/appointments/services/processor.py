@@ -3,6 +3,8 @@
 - Each event sets the facts it is the newest for (``domain.convergence``); older news is recorded as
   superseded. History gets one entry per event, applied or not.
 - A redelivered event (its delivery id is among the appointment's recent ones) changes nothing.
+- A PSA ticket event that changes nothing, from a PSA whose ticket status the write-back set
+  (``Appointment.psa_statuses``), is our own change coming back: recorded as ``psa_echo``, acted on never.
 - An event about a booking we do not hold yet waits under the booking's external id (a PSA ticket
   event: under the ticket) and is applied, in the same transaction, when the booking arrives. A booking
   change (not a ticket event) still waiting ``unmatched_alert_after`` later alerts ops once
@@ -285,7 +287,11 @@ class EventProcessor:
         detail = {**_event_detail(event), **_what_changed(appointment, after, action), **_facts(merged)}
         if claims.reason and after.status is not appointment.status:
             detail["reason"] = claims.reason
-        if event.kind is EventKind.SUPERSEDED:
+        if action is Record.EVENT_IGNORED and _echo_of_ours(appointment, event):
+            # Our own write-back coming back as the PSA's ticket webhook: already applied, not news to act on.
+            action = Record.PSA_ECHO
+            detail = {**_event_detail(event), "status": appointment.psa_statuses[event.source], "reason": _ECHO}
+        elif event.kind is EventKind.SUPERSEDED:
             detail["reason"] = "the first half of a reschedule, not a cancellation"
         elif action is Record.EVENT_IGNORED:
             detail["reason"] = "the appointment is already as the event says"
@@ -301,6 +307,8 @@ class EventProcessor:
             detail=detail,
         )
         alerts: list[tuple[str, str, dict[str, Any]]] = []
+        if action is Record.PSA_ECHO:
+            return after, entry, alerts
         if appointment.status is Status.NO_SHOW and after.status is Status.SCHEDULED and claims.check_in:
             called: dict[str, Any] = {"event": event.kind.value, "checked_in_at": event.occurred_at.isoformat()}
             subject = "the customer checked in before the no-show was marked: it is scheduled again"
@@ -415,6 +423,14 @@ def _action(before: Appointment, after: Appointment, merged: Merged) -> Action |
     if any(getattr(after, fact.value) != getattr(before, fact.value) for fact in _DETAIL_FACTS):
         return Record.DETAILS_UPDATED
     return Record.EVENT_IGNORED
+
+
+_ECHO = "the ticket is as the write-back set it: our own change, already applied"
+
+
+def _echo_of_ours(appointment: Appointment, event: CanonicalEvent) -> bool:
+    """A PSA ticket event that changes nothing, from a PSA the write-back set a status in: our change's echo."""
+    return event.kind in _TICKET_KINDS and event.source in appointment.psa_statuses
 
 
 def _what_changed(before: Appointment, after: Appointment, action: Action | Record) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from appointments.domain import lifecycle
 from appointments.domain.history import Action, HistoryEntry, Record
 from appointments.domain.lifecycle import Change
 from appointments.domain.model import Actor, CancelledBy
-from appointments.domain.outbox import MailKind, OutboxMail
+from appointments.domain.outbox import MailKind, NoShowMailBy, OutboxMail, no_show_mail
 from appointments.domain.rules import Rule, RuleTimings, armed, decide, next_check
 from appointments.errors import AppError, AppointmentNotFound, VersionConflict
 from appointments.ports import DueKind
@@ -60,6 +60,8 @@ class SweepPolicy:
     timings: RuleTimings = field(default_factory=RuleTimings)
     shards: int = 4
     reserve_seconds: float = 10.0  # stop taking new work with less time than this left
+    # Who sends the missed-appointment mail: the desk, or (for an appointment with a ticket) the PSA's workflow.
+    no_show_mail_by: NoShowMailBy = NoShowMailBy.DESK
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,11 @@ class Sweeper:
                 )
                 return change.with_mails(self._ops_alert(change.after, str(due.rule), subject))
             case Rule.NO_SHOW:
-                change = lifecycle.mark_no_show(appointment, at=at, actor=Actor.system()).with_history_detail(detail)
-                return self._to_customer(change, MailKind.NO_SHOW)
+                # "desk", "psa" or "none": the PSA note says who told the customer.
+                mail = no_show_mail(appointment, self._policy.no_show_mail_by)
+                change = lifecycle.mark_no_show(appointment, at=at, actor=Actor.system())
+                change = change.with_history_detail({**detail, "mail": mail})
+                return self._to_customer(change, MailKind.NO_SHOW) if mail == NoShowMailBy.DESK else change
         raise ValueError(f"no effect for {due.rule}")  # pragma: no cover
 
     def _to_customer(
