@@ -16,8 +16,12 @@ PY313_BIN ?= $(shell d=$$(pyenv root 2>/dev/null)/versions; b=$$(ls -d $$d/3.13*
 # $(call pip_install,<python>,<requirements>): pip's own line per package; its progress bar only on a terminal.
 pip_install = p=off; [ -t 1 ] && p=on; $(1) -m pip install --disable-pip-version-check --progress-bar $$p -r $(2)
 export AWS_DEFAULT_REGION ?= us-east-1
+# The browser tests drive the system's Chromium through its chromedriver (Debian: chromium, chromium-driver).
+export CHROMIUM ?= /usr/bin/chromium
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv test test-unit test-integration soak lint fmt fmt-check type lint-template check build deploy run bench openapi clean
+.PHONY: help venv browser test test-browser test-unit test-integration soak lint fmt fmt-check type lint-template check build deploy deploy-console run screenshots bench openapi clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -36,8 +40,24 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 
 venv: $(VENV)/.installed ## create .venv from the pinned requirements
 
-test: $(VENV)/.installed ## the whole test suite (unit, integration, template)
+browser: ## headless Chromium and chromedriver for tests/browser (apt-get, only when missing)
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "no apt-get here: install Chromium and chromedriver ($(CHROMIUM), $(CHROMEDRIVER)) yourself; tests/browser skip without them (CI fails)"; \
+	  else \
+	    echo "installing Chromium and chromedriver for the browser tests (apt-get install chromium chromium-driver)…"; \
+	    log=$$(mktemp); \
+	    { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; } >$$log 2>&1 \
+	      || { tail -20 $$log; rm -f $$log; echo "apt-get could not install chromium chromium-driver"; exit 1; }; \
+	    rm -f $$log; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed browser ## the whole test suite (unit, integration, template, local runner, browser)
 	$(PY) -m pytest -q
+
+test-browser: $(VENV)/.installed browser ## the console in headless Chromium against the local runner
+	$(PY) -m pytest -q tests/browser
 
 test-unit: $(VENV)/.installed ## pure tests, sockets blocked
 	$(PY) -m pytest -q tests/unit
@@ -84,11 +104,17 @@ build: $(SAM_VENV)/.installed ## sam build, no Docker (python3.13, arm64)
 deploy: build ## sam deploy --guided
 	$(SAM) deploy --guided
 
+deploy-console: $(VENV)/.installed ## upload console/ to the stack's bucket, write config.json from its outputs (STACK=, REGION=)
+	$(PY) -m tools.deploy_console $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION))
+
 run: $(VENV)/.installed ## the local runner on 127.0.0.1:3000 (embedded AWS; RUN_ARGS="--clock manual" etc.)
 	$(PY) -m localdev serve $(RUN_ARGS)
 
 openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the ops API's routes and models
 	$(PY) -m tools.openapi
+
+screenshots: $(VENV)/.installed browser ## refresh docs/console-*.png from the browser tests
+	CONSOLE_SCREENSHOTS=docs $(PY) -m pytest -q tests/browser/test_dispatcher_morning.py
 
 bench: $(VENV)/.installed ## figures, not tests: local runner start-up time (launch → /_local/health)
 	$(PY) -m tools.bench_local_startup 5

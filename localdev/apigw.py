@@ -72,8 +72,12 @@ def proxy_event(
     binary: bool = False,
     identity: Mapping[str, str | None] | None = None,
     request_id: str | None = None,
+    claims: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway sends for ``request`` matched to ``resource``; ``binary`` base64-encodes the body."""
+    """The event API Gateway sends for ``request`` matched to ``resource``; ``binary`` base64-encodes the body.
+
+    ``claims``: a Cognito user pool authorizer let the request in; its token's claims (``email``, ``sub``)
+    are in ``requestContext.authorizer.claims``, as API Gateway passes them."""
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers:
@@ -114,6 +118,7 @@ def proxy_event(
             "apiId": API_ID,
             "domainName": "127.0.0.1",
             "protocol": "HTTP/1.1",
+            **({"authorizer": {"claims": dict(claims)}} if claims else {}),
         },
         "body": body,
         "isBase64Encoded": binary and body is not None,

@@ -38,6 +38,7 @@ from localdev.apigw import (
     is_binary,
     proxy_event,
 )
+from localdev.console_site import SignIns
 from localdev.eventbridge import BusEvent, PatternError, RuleTarget, drain_taps, install_taps
 from localdev.fake_psa import FakePsa, fake_psa_credentials
 from localdev.fake_timezest import FakeTimeZest
@@ -111,6 +112,7 @@ class RunnerConfig:
     webhook_secrets: Mapping[str, str] = field(default_factory=lambda: dict(DEV_SECRETS))
     ops_token: str = DEV_OPS_TOKEN
     verbose: bool = False  # the functions' own output (log lines, EMF metrics) and full tracebacks
+    console_root: Path | None = None  # the console's static files; None: console/ next to the template
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> RunnerConfig:
@@ -196,7 +198,13 @@ class Runner:
         # The PSA write-back writes to this fake (Autotask, ConnectWise and HaloPSA dialects): GET /_local/psa.
         self.psa = FakePsa(clock=clock.now, mount=FAKE_PSA_PATH)
         self._psa_credentials: dict[str, Any] = {}
-        self.routes = RouteTable(route for spec in self._specs.values() for route in spec.routes)
+        # Cognito-authorized routes (the console's API) are the same functions as the IAM routes: locally a dev
+        # sign-in's token is taken there instead (``console_identity``), so they are not served twice.
+        self.console_root = config.console_root or self._root / "console"
+        self.sign_ins = SignIns()  # the console's dev sign-ins (POST /_local/console/sign-in)
+        self.routes = RouteTable(
+            route for spec in self._specs.values() for route in spec.routes if not route.cognito_auth
+        )
         self._schedules = self._parse_schedules()
         self._streams = self._stream_mappings()
         self._rule_targets = self._parse_rules()
@@ -483,10 +491,14 @@ class Runner:
             return gateway_error(403, "Missing Authentication Token")
         route, path_parameters = matched
         identity = None
+        claims = None
         if route.iam_auth:
             identity = self._authorised_identity(request)
             if identity is None:
-                return _unauthorised()
+                # A person signed in to the console: as ConsoleApi's Cognito authorizer would pass them on.
+                claims = self._console_claims(request)
+                if claims is None:
+                    return _unauthorised()
         header = {name.lower(): value for name, value in request.headers}
         event = proxy_event(
             request,
@@ -496,6 +508,7 @@ class Runner:
             at=self.clock.now(),
             binary=is_binary(header.get("content-type"), route.binary_media_types, request.body),
             identity=identity,
+            claims=claims,
         )
         self._http_state.handled_by = route.function
         try:
@@ -520,6 +533,17 @@ class Runner:
             "accessKey": "ASIALOCALDEVKEY",
             "userArn": DEV_IDENTITY_ARN,
         }
+
+    def _console_claims(self, request: HttpRequest) -> dict[str, str] | None:
+        """The claims of a dev sign-in's token (``Bearer <token>``, or the bare token as API Gateway's Cognito
+        authorizer takes an ID token), or None: the caller is nobody."""
+        given = next((value for name, value in request.headers if name.lower() == "authorization"), "").strip()
+        scheme, _, rest = given.partition(" ")
+        token = rest.strip() if scheme.lower() == "bearer" else given
+        email = self.sign_ins.email_for(token) if token else None
+        if email is None:
+            return None
+        return {"email": email, "email_verified": "true", "cognito:username": email, "token_use": "id"}
 
     # -- the pump: Lambda's event sources ---------------------------------------------------------
 

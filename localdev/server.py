@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from localdev import console
+from localdev import console, console_site
 from localdev.apigw import HttpRequest, HttpResponse, gateway_error
 from localdev.gate import Gate
 from localdev.runner import (
@@ -236,6 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._handled_by = "_local"
             self._send(self._local(url.path, body))
             return
+        if console_site.is_console_path(url.path):
+            self._handled_by = "console"
+            self._send(console_site.serve(self.command, url.path, self.server.runner.console_root))
+            return
         request = HttpRequest(
             method=self.command,
             path=url.path,
@@ -304,6 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", CONNECTWISE_KEY_PATH): lambda: {"signing_key": DEV_CONNECTWISE_SIGNING_KEY},
             ("GET", "/_local/timezest/requests"): lambda: {"items": list(runner.timezest.requests.values())},
             ("POST", "/_local/timezest/requests"): lambda: self._timezest_request(body),
+            ("POST", console_site.SIGN_IN_PATH): lambda: self._console_sign_in(body),
         }
         action = routes.get((self.command, path))
         if action is None:
@@ -330,6 +335,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self.server.runner.timezest.put(document)
         except ValueError as error:
             raise LocalRequestError(422, "id", str(error)) from None
+
+    def _console_sign_in(self, body: bytes) -> dict[str, Any]:
+        """The console's dev sign-in: ``{"email"}`` → a token the ops routes take as that person (Cognito's
+        stand-in: the email becomes the actor in history)."""
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            raise LocalRequestError(400, "body", 'must be JSON: {"email": "..."}') from None
+        email = console_site.valid_email(document.get("email") if isinstance(document, dict) else None)
+        if email is None:
+            raise LocalRequestError(422, "email", "must be an email address")
+        return {"token": self.server.runner.sign_ins.sign_in(email), "email": email}
 
     def _reset(self) -> dict[str, Any]:
         with self.server.clock_lock:

@@ -107,6 +107,9 @@ class ApiRoute:
     method: str  # upper case, or ANY
     iam_auth: bool  # AWS_IAM on the route or as the API's default authorizer
     binary_media_types: tuple[str, ...]
+    # A Cognito user pool authorizer (the console's API): not served as a route of its own locally; the
+    # runner takes a dev sign-in's token on the IAM routes instead and passes its email as the claims.
+    cognito_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -343,8 +346,11 @@ def _route(template: dict[str, Any], function: str, name: str, properties: dict[
             raise TemplateError(f"{where}.{unsupported}: API Gateway request validation is not emulated")
     default_authorizer = api_properties.get("Auth", {}).get("DefaultAuthorizer")
     authorizer = properties.get("Auth", {}).get("Authorizer", default_authorizer)
-    if authorizer not in (None, "NONE", "AWS_IAM"):
-        raise TemplateError(f"{where}: authorizer {authorizer!r} is not emulated (AWS_IAM and NONE are)")
+    cognito = _is_cognito_authorizer(api_properties, authorizer)
+    if authorizer not in (None, "NONE", "AWS_IAM") and not cognito:
+        raise TemplateError(
+            f"{where}: authorizer {authorizer!r} is not emulated (AWS_IAM, NONE and Cognito user pools are)"
+        )
     path, method = properties.get("Path"), properties.get("Method")
     if not isinstance(path, str) or not path.startswith("/") or not isinstance(method, str):
         raise TemplateError(f"{where}: Path (starting with /) and Method are required")
@@ -357,7 +363,16 @@ def _route(template: dict[str, Any], function: str, name: str, properties: dict[
         method=method.upper(),
         iam_auth=authorizer == "AWS_IAM",
         binary_media_types=tuple(str(t) for t in api_properties.get("BinaryMediaTypes", ())),
+        cognito_auth=cognito,
     )
+
+
+def _is_cognito_authorizer(api_properties: dict[str, Any], authorizer: Any) -> bool:
+    """Whether ``authorizer`` names one of the API's Cognito user pool authorizers (``UserPoolArn``)."""
+    if not isinstance(authorizer, str):
+        return False
+    declared = (api_properties.get("Auth", {}).get("Authorizers") or {}).get(authorizer)
+    return isinstance(declared, dict) and "UserPoolArn" in declared
 
 
 def _subscription(function: str, name: str, properties: dict[str, Any], where: str) -> QueueSubscription:

@@ -25,6 +25,7 @@ from appointments.api.ops import (
     AppointmentDetail,
     AppointmentList,
     AppointmentView,
+    AttentionList,
     CancelBody,
     ChecksRun,
     CompleteBody,
@@ -47,7 +48,14 @@ from appointments.api.ops import (
     ticket_ref,
 )
 from appointments.domain.model import Actor, Status, UtcDatetime
-from appointments.http import caller_identity, form_body, json_body, register_error_handlers, unauthenticated
+from appointments.http import (
+    caller_identity,
+    console_cors,
+    form_body,
+    json_body,
+    register_error_handlers,
+    unauthenticated,
+)
 from appointments.observability import logger, metrics, record_sweep, tracer
 from appointments.services.back_office import AppointmentQuery
 
@@ -148,6 +156,16 @@ def list_appointments(
             "the link is kept by system and id.",
         ),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=200,
+            description="Search: a case-insensitive part of the customer's name, email or company, the ticket's "
+            "number or id, the appointment's id or an external id. Without `from`/`to` it looks from 7 days ago to "
+            "30 days ahead. Combines with the other filters.",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AppointmentList:
@@ -159,11 +177,25 @@ def list_appointments(
         technician=technician,
         external_ref=external_ref(external_id) if external_id else None,
         ticket=ticket_ref(ticket) if ticket else None,
+        text=q,
         limit=limit,
         cursor=cursor,
     )
     page = wiring.back_office().find(query)
     return AppointmentList(items=[AppointmentView.of(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@app.get(
+    "/attention",
+    summary="What needs a human now, most urgent first",
+    description="Unassigned appointments starting within 24 h, at-risk and unassigned-at-start alerts, failed "
+    "and bounced mails, PSA write-back failures (recorded in the last 2 days about appointments starting from 2 "
+    "days ago to 7 days ahead, not yet resolved) and booking changes waiting for their booking; each with the "
+    "suggested action.",
+    responses=answers(AttentionList, READ_ERRORS),
+)
+def attention() -> AttentionList:
+    return AttentionList.of(wiring.attention().report())
 
 
 @app.get(
@@ -329,5 +361,5 @@ def defer(appointment_id: str, body: DeferBody, if_match: IfMatch = None) -> Res
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="OpsRequests", unit=MetricUnit.Count, value=1)
     if event.get("resource") not in PUBLIC_PATHS and caller_identity(event) is None:
-        return unauthenticated(event)
-    return form_body(event) or app.resolve(event, context)
+        return console_cors(event, unauthenticated(event))
+    return console_cors(event, form_body(event) or app.resolve(event, context))

@@ -99,8 +99,13 @@ class Stack:
         caller: str | None = OPS_CALLER,
         raw: bytes | None = None,
         content_type: str | None = "application/json",
+        claims: dict[str, str] | None = None,
+        proxy: bool = False,
     ) -> dict[str, Any]:
         """The handler's raw answer; ``caller`` None is a request IAM did not authenticate.
+
+        ``claims``: a Cognito authorizer let the request in (the console's API); ``proxy``: as ConsoleApi's
+        ``/{proxy+}`` resource passes it (no path parameters, the resource is the proxy's).
 
         ``content_type`` None sends no Content-Type header at all (as a bare ``curl --data-binary`` or a
         Swagger UI GET does)."""
@@ -120,12 +125,13 @@ class Stack:
         identity = anonymous_identity("198.51.100.7", "ops-test") | ({"userArn": caller} if caller else {})
         event = proxy_event(
             request,
-            resource=route.path,
-            path_parameters=parameters,
+            resource="/{proxy+}" if proxy else route.path,
+            path_parameters={"proxy": url_path.lstrip("/")} if proxy else parameters,
             stage=route.stage,
             at=self.clock.now(),
             binary=is_binary(None, (), payload),
             identity=identity,
+            claims=claims,
         )
         response: dict[str, Any] = self.invoke(route.function, event)
         return response

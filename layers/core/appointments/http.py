@@ -112,10 +112,18 @@ def _field(location: Any) -> str:
 
 
 def caller_identity(event: dict[str, Any]) -> str | None:
-    """The IAM user or role ARN API Gateway authenticated (AWS_IAM auth), if any."""
-    identity = (event.get("requestContext") or {}).get("identity") or {}
-    arn = identity.get("userArn")
-    return arn if isinstance(arn, str) and arn else None
+    """Who is calling: the IAM user or role ARN API Gateway authenticated (AWS_IAM auth, machines on
+    ``OpsApi``), else the signed-in person's email from a Cognito user pool authorizer's claims (people on
+    ``ConsoleApi``); None when neither is there."""
+    context = event.get("requestContext") or {}
+    identity = context.get("identity") or {}
+    arn = identity.get("userArn") if isinstance(identity, dict) else None
+    if isinstance(arn, str) and arn:
+        return arn
+    authorizer = context.get("authorizer") or {}
+    claims = authorizer.get("claims") if isinstance(authorizer, dict) else None
+    email = claims.get("email") if isinstance(claims, dict) else None
+    return email.strip() if isinstance(email, str) and email.strip() else None
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -143,3 +151,20 @@ def _refusal(event: dict[str, Any], error: AppError) -> dict[str, Any]:
         "body": error_body(error.code, error.message, list(error.details), request_id),
         "isBase64Encoded": False,
     }
+
+
+def console_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """CORS on an answer to the console (a request a Cognito authorizer let in, from a browser's ``Origin``).
+
+    Every console request carries ``Authorization``, so the browser asks first (a preflight), and ConsoleApi's
+    preflight allows the console's origin only: an answer reaches no other page. The answer then names the
+    origin the browser sent and lets the console read the ``ETag``. IAM callers (machines) get nothing added."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if not isinstance(authorizer, dict) or not authorizer.get("claims"):
+        return response
+    headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+    origin = headers.get("origin")
+    if not isinstance(origin, str) or not origin.startswith("https://"):
+        return response
+    added = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "ETag", "Vary": "Origin"}
+    return {**response, "headers": {**(response.get("headers") or {}), **added}}

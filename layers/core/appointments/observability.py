@@ -1,11 +1,16 @@
 """The Powertools logger, tracer and metrics: the only instances, shared by every function.
 
-The service name comes from ``POWERTOOLS_SERVICE_NAME`` set per function in the template.
+The service name comes from ``POWERTOOLS_SERVICE_NAME`` set per function in the template. Powertools reads
+it once, when the Logger is made at import; the logger here reads it again at each invocation, so a process
+that runs several functions (the local runner, the tests) logs each line under its own function's name.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,7 +20,62 @@ if TYPE_CHECKING:
     from appointments.services.sweeper import SweepReport
     from appointments.services.timezest_poller import PollReport
 
-logger = Logger()
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+class _Logger(Logger):
+    """Powertools' Logger whose ``service`` is the invoked function's, read at each invocation."""
+
+    @overload
+    def inject_lambda_context(
+        self,
+        lambda_handler: _Handler,
+        log_event: bool | None = None,
+        correlation_id_path: str | None = None,
+        clear_state: bool | None = False,
+        flush_buffer_on_uncaught_error: bool = False,
+    ) -> _Handler: ...
+
+    @overload
+    def inject_lambda_context(
+        self,
+        lambda_handler: None = None,
+        log_event: bool | None = None,
+        correlation_id_path: str | None = None,
+        clear_state: bool | None = False,
+        flush_buffer_on_uncaught_error: bool = False,
+    ) -> Callable[[_Handler], _Handler]: ...
+
+    def inject_lambda_context(
+        self,
+        lambda_handler: _Handler | None = None,
+        log_event: bool | None = None,
+        correlation_id_path: str | None = None,
+        clear_state: bool | None = False,
+        flush_buffer_on_uncaught_error: bool = False,
+    ) -> Any:
+        options: dict[str, Any] = {
+            "log_event": log_event,
+            "correlation_id_path": correlation_id_path,
+            "clear_state": clear_state,
+            "flush_buffer_on_uncaught_error": flush_buffer_on_uncaught_error,
+        }
+        if lambda_handler is None:  # used with arguments: Powertools comes back here with the handler
+            return super().inject_lambda_context(None, **options)
+        decorated = super().inject_lambda_context(lambda_handler, **options)
+
+        @functools.wraps(lambda_handler)
+        def handler(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+            service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+            if service and service != self.service:
+                self.service = service
+                self.append_keys(service=service)
+            return decorated(event, context, *args, **kwargs)
+
+        return handler
+
+
+logger = _Logger()
 tracer = Tracer()
 metrics = Metrics()
 

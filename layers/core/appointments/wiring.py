@@ -19,6 +19,7 @@ from appointments.config import Settings
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
     from appointments.ports import AppointmentStore, Clock
+    from appointments.services.attention import Attention
     from appointments.services.back_office import BackOffice
     from appointments.services.ingress import WebhookIngress
     from appointments.services.mail_feedback import MailFeedback
@@ -147,6 +148,13 @@ def back_office() -> BackOffice:
 
 
 @functools.cache
+def attention() -> Attention:
+    from appointments.services.attention import Attention
+
+    return Attention(store(), clock(), settings().rule_timings())
+
+
+@functools.cache
 def sweeper() -> Sweeper:
     from appointments.domain.coupons import CouponPolicy
     from appointments.services.sweeper import Sweeper, SweepPolicy
@@ -271,6 +279,7 @@ def reset() -> None:
         webhook_ingress,
         event_processor,
         back_office,
+        attention,
         sweeper,
         unmatched_alerts,
         outbox_relay,

@@ -53,6 +53,7 @@ from appointments.services.back_office import (
 
 if TYPE_CHECKING:
     from appointments.ports import AppointmentRecord, Waiting
+    from appointments.services.attention import AttentionItem, AttentionReport
 
 Message = Annotated[str, Field(min_length=1, max_length=5000, description="Included in the customer's mail.")]
 
@@ -296,6 +297,57 @@ class UnmatchedEvent(BaseModel):
 class UnmatchedList(BaseModel):
     items: list[UnmatchedEvent]
     next_cursor: str | None
+
+
+class AttentionEntry(BaseModel):
+    """One thing a human should look at now, with the action that usually resolves it."""
+
+    kind: str = Field(
+        description="unassigned_soon, at_risk, unassigned_at_start, mail_failed, mail_bounced, psa_writeback_failed "
+        "or unmatched."
+    )
+    appointment_id: str | None = Field(description="null for an unmatched event.")
+    customer: str | None = Field(description="The customer's name; null for an unmatched event.")
+    start: datetime | None
+    timezone: str | None = Field(description="The customer's IANA time zone.")
+    technicians: list[str] = Field(description="The assigned technicians' names.")
+    pre_notice_at: datetime | None = Field(
+        description="For an unassigned appointment: start - PreNoticeHours (the 'still assigning' mail); else null."
+    )
+    auto_cancel_at: datetime | None = Field(
+        description="For an unassigned appointment: start - AutoCancelHours (cancelled unless assigned); else null."
+    )
+    detail: str = Field(description="What happened, in words.")
+    at: datetime = Field(description="When it happened.")
+    action: str = Field(
+        description="The suggested action: reassign, reschedule, contact_attempt (ops API actions), open_ticket (fix "
+        "the ticket in the PSA) or review (look at the scheduler)."
+    )
+
+    @classmethod
+    def of(cls, item: AttentionItem) -> AttentionEntry:
+        return cls(
+            kind=item.kind.value,
+            appointment_id=item.appointment_id,
+            customer=item.customer,
+            start=item.start,
+            timezone=item.timezone,
+            technicians=list(item.technicians),
+            pre_notice_at=item.pre_notice_at,
+            auto_cancel_at=item.auto_cancel_at,
+            detail=item.detail,
+            at=item.at,
+            action=item.action,
+        )
+
+
+class AttentionList(BaseModel):
+    now: datetime
+    items: list[AttentionEntry] = Field(description="Most urgent first.")
+
+    @classmethod
+    def of(cls, report: AttentionReport) -> AttentionList:
+        return cls(now=report.now, items=[AttentionEntry.of(item) for item in report.items])
 
 
 class ChecksRun(BaseModel):

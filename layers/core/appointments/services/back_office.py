@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 ATTEMPTS = 3
 DEFAULT_LIST_DAYS = 14
+# A search (``q``) without from/to looks at the week behind and the month ahead.
+SEARCH_BEHIND = timedelta(days=7)
+SEARCH_AHEAD = timedelta(days=30)
 
 
 # -- commands: what a dispatcher asks for -------------------------------------------------------
@@ -142,6 +145,7 @@ class AppointmentQuery:
     technician: str | None = None
     external_ref: ExternalRef | None = None
     ticket: TicketRef | None = None  # system and id: the ticket link's key (its number is not)
+    text: str | None = None  # ``q``: a case-insensitive part of the customer, ticket number or an id
     limit: int = 50
     cursor: str | None = None
 
@@ -178,8 +182,15 @@ class BackOffice:
                 (a for a in linked if a is not None and _matches(a, query)), key=lambda a: (a.start, a.id)
             )
             return AppointmentPage(items=tuple(on_ticket[: query.limit]), next_cursor=None)
-        start_from = query.start_from or self._clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        start_to = query.start_to or start_from + timedelta(days=DEFAULT_LIST_DAYS)
+        now = self._clock.now()
+        if query.text is not None:
+            start_from = query.start_from or now - SEARCH_BEHIND
+            start_to = query.start_to or (
+                start_from + SEARCH_BEHIND + SEARCH_AHEAD if query.start_from else now + SEARCH_AHEAD
+            )
+        else:
+            start_from = query.start_from or now.replace(hour=0, minute=0, second=0, microsecond=0)
+            start_to = query.start_to or start_from + timedelta(days=DEFAULT_LIST_DAYS)
         if start_to <= start_from:
             raise InvalidInput("to", "must be after from")
         page = self._store.list_between(start_from, start_to, query.limit, query.cursor)
@@ -326,4 +337,18 @@ def _matches(appointment: Appointment, query: AppointmentQuery) -> bool:
         return False
     if query.unassigned is not None and appointment.is_assigned == query.unassigned:
         return False
+    if query.text is not None and not _says(appointment, query.text):
+        return False
     return query.technician is None or any(t.id == query.technician for t in appointment.technicians)
+
+
+def _says(appointment: Appointment, text: str) -> bool:
+    """``text`` (case-insensitive) in the customer's name, email or company, the ticket's number or id, the
+    appointment's id or one of its external ids (``calcom:<uid>`` or the bare uid)."""
+    wanted = text.casefold()
+    customer, ticket = appointment.customer, appointment.ticket
+    fields = [customer.name, customer.email, customer.company, appointment.id]
+    if ticket is not None:
+        fields += [ticket.number, ticket.id]
+    fields += [str(ref) for ref in appointment.external_refs]
+    return any(value is not None and wanted in value.casefold() for value in fields)
