@@ -68,6 +68,8 @@ test-integration: $(VENV)/.installed ## adapters and handlers under moto, templa
 soak: $(VENV)/.installed ## longer runs: 1,000 and 5,000 webhooks through the runner, 3,000 convergence examples
 	set -o pipefail; LOAD_APPOINTMENTS=200 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
 	set -o pipefail; LOAD_APPOINTMENTS=1000 LOAD_THREADS=16 $(PY) -m pytest -q -s tests/local/test_load.py | grep -v '^{"_aws"'
+	set -o pipefail; LOAD_ALL_WEBHOOKS=2000 LOAD_ALL_THREADS=8 LOAD_ALL_STEP_MINUTES=60 $(PY) -m pytest -q -s tests/local/test_load_all_sources.py | grep -v '^{"_aws"'
+	DESK_MACHINE_EXAMPLES=300 DESK_MACHINE_STEPS=60 $(PY) -m pytest -q -s tests/unit/test_desk_machine.py
 	CONVERGENCE_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_convergence.py
 	CONVERGENCE_EXAMPLES=200 $(PY) -m pytest -q tests/integration/test_convergence.py
 

@@ -271,14 +271,11 @@ class InMemoryAppointmentStore:
             self.mails[appointment_id][mail_key] = mail.model_copy(update={"status": MailStatus.PENDING})
             self.mail_claims[(appointment_id, mail_key)] = ("", retry_at)
 
-    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
-        if (appointment_id, history_key) in self.published:
-            return False
-        self.published[(appointment_id, history_key)] = at
-        return True
+    def claim_publish(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        return (appointment_id, history_key) not in self.published
 
-    def unmark_published(self, appointment_id: str, history_key: str) -> None:
-        self.published.pop((appointment_id, history_key), None)
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> None:
+        self.published[(appointment_id, history_key)] = at
 
     def _holds(self, appointment_id: str, mail_key: str, token: str) -> bool:
         mail = self.mails[appointment_id].get(mail_key)

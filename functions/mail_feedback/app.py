@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 
 from appointments import wiring
-from appointments.observability import logger, metrics, tracer
+from appointments.observability import logger, metrics, record_mail_feedback, tracer
+from appointments.services.mail_feedback import Noted
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,6 +27,6 @@ def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
         # Only this notice's lines carry its id: the next one (or function, locally) must not inherit it.
         with logger.append_context_keys(sns_message_id=record.sns.message_id):
             outcome = feedback.record(record.sns.message)
-        metrics.add_metric(name=f"MailFeedback{outcome.value.title()}", unit=MetricUnit.Count, value=1)
+        record_mail_feedback(outcome.value, bounce=outcome in (Noted.ALERTED, Noted.RECORDED))
         noted.append(outcome.value)
     return {"noted": noted}

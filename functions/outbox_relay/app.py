@@ -9,8 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from appointments import wiring
-from appointments.observability import logger, metrics, tracer
-from appointments.services.outbox_relay import Sent, history_record, mail_item
+from appointments.observability import logger, metrics, record_mail, tracer
+from appointments.services.outbox_relay import history_record, mail_item
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-# A mail another sender holds or has sent (a replayed record, the sweeper first) counts as nothing.
-_MAIL_METRICS = {Sent.SENT: "MailsSent", Sent.RETRY: "MailsRetried", Sent.FAILED: "MailsFailed"}
 
 
 @tracer.capture_method(capture_response=False)
@@ -27,8 +25,7 @@ def relay_record(record: DynamoDBRecord) -> None:
     new_image: dict[str, Any] = record.raw_event.get("dynamodb", {}).get("NewImage", {})
     relay = wiring.outbox_relay()
     if (mail := mail_item(new_image)) is not None:
-        if (metric := _MAIL_METRICS.get(relay.send(*mail))) is not None:
-            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        record_mail(relay.send(*mail))
     elif (entry := history_record(new_image)) is not None:
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=relay.publish([entry]))
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from appointments import wiring
 from appointments.http import register_error_handlers
-from appointments.observability import logger, metrics, tracer
+from appointments.observability import logger, metrics, record_webhook, tracer
 from appointments.sources.base import WebhookRequest
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def receive(source: str) -> Response[str]:
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     accepted = wiring.webhook_ingress().accept(source, WebhookRequest(headers=headers, body=body))
-    metrics.add_metric(name="WebhookEventsQueued", unit=MetricUnit.Count, value=len(accepted.delivery_ids))
+    record_webhook(accepted.source, len(accepted.delivery_ids))
     return Response(
         status_code=202,
         content_type=content_types.APPLICATION_JSON,

@@ -267,18 +267,22 @@ def test_the_scheduled_run_emits_a_metric_per_effect_skip_and_lateness(
 
     # Then each run's EMF line names what it did, and how late
     assert booked == {"DueAppointments": [1.0], "RuleFailures": [0.0], "ReminderSkipped": [1.0]}
+    # (and the mail each sent at once: the customer's pre-notice; the cancellation and the ops alert)
     assert pre_notice == {
         "DueAppointments": [1.0],
         "RuleFailures": [0.0],
         "PreNoticeApplied": [1.0],
         "PreNoticeLatenessSeconds": [45.0],
+        "MailsSent": [1.0],
     }
     assert auto_cancel == {
         "DueAppointments": [1.0],
         "RuleFailures": [0.0],
         "AutoCancelApplied": [1.0],
         "AutoCancelLatenessSeconds": [60.0],
+        "MailsSent": auto_cancel.get("MailsSent"),
     }
+    assert sum(auto_cancel["MailsSent"]) == 2
 
 
 # -- what a sweep reads: the due items, not the table ------------------------------------------

@@ -69,6 +69,7 @@ ALLOWED: dict[str, dict[tuple[str, str], str]] = {
         ("dynamodb:GetItem", TABLE): "an appointment; an external id's appointment",
         ("dynamodb:Query", TABLE): "load an appointment; a ticket's appointments; events waiting for a booking",
         ("dynamodb:PutItem", TABLE): "the change's transaction; an event kept waiting and its alert",
+        ("dynamodb:UpdateItem", TABLE): "AppointmentRetentionDays: a moved end re-dates the older items' expires_at",
         (
             "dynamodb:DeleteItem",
             TABLE,

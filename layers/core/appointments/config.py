@@ -45,6 +45,8 @@ class Settings(BaseModel):
 
     table_name: str = Field(alias="TABLE_NAME", min_length=3)
     due_shards: int = Field(4, alias="DUE_SHARDS", ge=1, le=64)
+    # Days after its end an appointment and everything under it is deleted by the table's TTL (0: kept forever).
+    appointment_retention_days: int = Field(0, alias="APPOINTMENT_RETENTION_DAYS", ge=0, le=36500)
     event_queue_url: str = Field(alias="EVENT_QUEUE_URL", min_length=1)
     webhook_secrets_id: str = Field(alias="WEBHOOK_SECRETS_ID", min_length=1)
     reminder_offsets_hours: tuple[Hours, ...] = Field((24.0,), alias="REMINDER_OFFSETS_HOURS")

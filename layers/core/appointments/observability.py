@@ -13,9 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from appointments.domain.history import HistoryEntry
     from appointments.services.psa_writeback import Written
     from appointments.services.sweeper import SweepReport
     from appointments.services.timezest_poller import PollReport
@@ -107,3 +110,50 @@ def record_writeback(written: Written) -> None:
     """One count per outcome of the PSA write-back (written, already written, skipped, ticket gone)."""
     name = "".join(part.title() for part in written.value.split("_"))
     metrics.add_metric(name=f"PsaWriteback{name}", unit=MetricUnit.Count, value=1)
+
+
+# Event outcomes by the processor's history record; every other entry for an event is an applied change.
+_EVENT_RECORDS = {"event_superseded": "EventsSuperseded", "event_ignored": "EventsIgnored", "psa_echo": "EventsIgnored"}
+
+
+def record_events(history: Iterable[HistoryEntry]) -> None:
+    """Per committed change: each event it applied (``EventsApplied``), found older than what the appointment
+    knows (``EventsSuperseded``) or changing nothing (``EventsIgnored``). Entries not caused by an event
+    (alerts, merges) are not counted."""
+    for entry in history:
+        if "delivery_id" not in entry.detail:
+            continue
+        name = _EVENT_RECORDS.get(str(entry.action), "EventsApplied")
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def record_parked() -> None:
+    """An event kept waiting for its booking or ticket (``GET /unmatched`` lists them)."""
+    metrics.add_metric(name="EventsParked", unit=MetricUnit.Count, value=1)
+
+
+def record_mail_feedback(outcome: str, bounce: bool) -> None:
+    """One count per SES notice by outcome (``MailFeedbackAlerted``…), and ``MailsBounced`` for each bounce,
+    complaint or reject the desk recorded."""
+    metrics.add_metric(name=f"MailFeedback{outcome.title()}", unit=MetricUnit.Count, value=1)
+    if bounce:
+        metrics.add_metric(name="MailsBounced", unit=MetricUnit.Count, value=1)
+
+
+def record_webhook(source: str, events: int) -> None:
+    """A webhook accepted from ``source``: ``Webhooks`` with the one dimension ``source`` (what the silent-source
+    alarms watch), in a metric document of its own so the function's other metrics keep theirs."""
+    with single_metric(name="Webhooks", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="source", value=source)
+    metrics.add_metric(name="WebhookEventsQueued", unit=MetricUnit.Count, value=events)
+
+
+# A mail another sender holds or has sent (a replayed record, the sweeper first) counts as nothing.
+_MAIL_METRICS = {"sent": "MailsSent", "retry": "MailsRetried", "failed": "MailsFailed", "skipped": "MailsSkipped"}
+
+
+def record_mail(outcome: str) -> None:
+    """One count per mail a sender (the outbox relay, or a sweep's due mails) sent, put back for a retry,
+    gave up on (``MailsFailed``: refused for good, recorded and alerted) or skipped as overtaken."""
+    if (name := _MAIL_METRICS.get(str(outcome))) is not None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

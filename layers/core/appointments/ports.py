@@ -279,12 +279,13 @@ class AppointmentStore(Protocol):
         """Give a claimed mail back, pending again, due at ``retry_at`` (a throttled or failed attempt)."""
         ...
 
-    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
-        """Mark a history entry's domain event published; False when it already was (a replayed record)."""
+    def claim_publish(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        """About to publish a history entry's domain event: False when it was published already (a replayed
+        record). An attempt that failed before ``mark_published`` leaves it unpublished: the retry publishes."""
         ...
 
-    def unmark_published(self, appointment_id: str, history_key: str) -> None:
-        """Take the mark back: the event could not be published, and will be again."""
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> None:
+        """The bus took the entry's domain event."""
         ...
 
 

@@ -66,7 +66,12 @@ def store() -> AppointmentStore:
     from appointments.adapters.dynamo_store import DynamoAppointmentStore
 
     config = settings()
-    return DynamoAppointmentStore(dynamodb_client(), config.table_name, due_shards=config.due_shards)
+    return DynamoAppointmentStore(
+        dynamodb_client(),
+        config.table_name,
+        due_shards=config.due_shards,
+        retention_days=config.appointment_retention_days,
+    )
 
 
 @functools.cache

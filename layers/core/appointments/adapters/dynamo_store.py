@@ -12,6 +12,11 @@ Key design (all keys are strings; times in keys use a fixed-width UTC form so th
 | waiting event| ``WAIT#<key>``            | ``EVT#<sha256(delivery id)>`` | TTL ``expires_at``               |
 | its ops alert| ``WAIT#<key>``            | ``ALERT#<sha256(delivery id)>`` | due, until sent; TTL           |
 
+With a retention (``AppointmentRetentionDays`` > 0) every item a commit writes under an appointment (the
+appointment, its history, mails, external refs and ticket link) carries ``expires_at`` = its end + N days,
+the table's TTL attribute (epoch seconds, as for waiting events). A commit that moves the end re-dates the
+items earlier commits wrote in the same transaction, so none goes before the appointment.
+
 An appointment's state, history and mails share one partition, so the detail view is one query.
 The ``due`` index is sparse: only appointments with a next check and pending mails carry
 ``due_shard``/``due_at``, so a sweep reads what is due, not the table. The document itself is the
@@ -72,6 +77,7 @@ UNMATCHED_ALERT_SHARD = "UNMATCHED_ALERT"
 BY_DAY_INDEX = "by_day"
 APPOINTMENT_SK = "A"
 MAX_LIST_DAYS = 92
+MAX_TRANSACTION_ITEMS = 100
 
 _RETRYABLE_CODES = frozenset(
     {
@@ -160,12 +166,15 @@ def _alert_key(alert: UnmatchedAlert) -> dict[str, AttributeValueTypeDef]:
 
 
 class DynamoAppointmentStore:
-    def __init__(self, client: DynamoDBClient, table_name: str, *, due_shards: int) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, due_shards: int, retention_days: int = 0) -> None:
         if due_shards < 1:
             raise ValueError("due_shards must be at least 1")
+        if retention_days < 0:
+            raise ValueError("retention_days must be 0 (keep forever) or more")
         self._client = client
         self._table = table_name
         self._due_shards = due_shards
+        self._retention = timedelta(days=retention_days) if retention_days else None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -297,10 +306,73 @@ class DynamoAppointmentStore:
         absorb_index = len(actions)
         if change.absorbed is not None:
             actions += self._absorb(change.absorbed, change.after.id)
+        redate_index = len(actions)
+        actions, later = self._with_retention(change, actions)
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as error:
+            if redate_index < len(actions) and _conditional_failure_at(error, redate_index):
+                # An older item vanished meanwhile (TTL, an erase): read again and decide again.
+                raise VersionConflict(change.after.id, change.expected_version or 0) from error
             raise self._commit_error(error, change, first_ref, coupon_index, absorb_index) from error
+        for update in later:  # a very long history: the rest after the commit, each on its own
+            self._update_if(**{k: v for k, v in update.items() if k != "TableName"})
+
+    def _with_retention(
+        self, change: Change, actions: list[TransactWriteItemTypeDef]
+    ) -> tuple[list[TransactWriteItemTypeDef], list[dict[str, Any]]]:
+        """``actions`` with ``expires_at`` on every item put under the appointment and, when the end moved, the
+        updates re-dating older items (those past a transaction's 100 items come back to run after it)."""
+        expiry = self._expiry(change.after)
+        if expiry is None:
+            return actions, []
+        for action in actions:
+            put: Any = action.get("Put")
+            if put is not None and str(put["Item"]["PK"]["S"]).startswith(("APPT#", "REF#", "TICKET#")):
+                put["Item"] = {**put["Item"], "expires_at": _n(expiry)}
+        if change.before is None or self._expiry(change.before) == expiry:
+            return actions, []
+        redated = self._redated(change, expiry)
+        room = max(0, MAX_TRANSACTION_ITEMS - len(actions))
+        stamped: list[Any] = [{"Update": update} for update in redated[:room]]
+        return actions + stamped, redated[room:]
+
+    def _expiry(self, appointment: Appointment) -> int | None:
+        """``expires_at`` of everything under the appointment: its end plus the retention (None: kept forever)."""
+        return None if self._retention is None else int((appointment.end + self._retention).timestamp())
+
+    def _redated(self, change: Change, expiry: int) -> list[dict[str, Any]]:
+        """Updates moving ``expires_at`` of the items earlier commits wrote (history, mails, refs, ticket link)
+        to ``expiry``: the end moved, and nothing may go before the appointment. The items this commit writes
+        itself are left out (one operation per item in a transaction)."""
+        appointment_id = change.after.id
+        keys: list[dict[str, AttributeValueTypeDef]] = []
+        for item in self._query_all(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": _s(_appt_pk(appointment_id))},
+            ProjectionExpression="PK, SK",
+            ConsistentRead=True,
+        ):
+            if item["SK"]["S"] != APPOINTMENT_SK:
+                keys.append({"PK": item["PK"], "SK": item["SK"]})
+        written = set()
+        if change.failed_mail is not None:
+            written.add((_appt_pk(appointment_id), f"MAIL#{change.failed_mail[0]}"))
+        fresh = set(change.new_external_refs) | set(change.moved_external_refs)
+        keys += [{"PK": _s(_ref_pk(ref)), "SK": _s("REF")} for ref in change.after.external_refs if ref not in fresh]
+        if change.after.ticket is not None and change.new_ticket is None:
+            keys.append({"PK": _s(_ticket_pk(change.after.ticket)), "SK": _s(f"APPT#{appointment_id}")})
+        return [
+            {
+                "TableName": self._table,
+                "Key": key,
+                "UpdateExpression": "SET expires_at = :expires",
+                "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeValues": {":expires": _n(expiry)},
+            }
+            for key in keys
+            if (key["PK"].get("S"), key["SK"].get("S")) not in written
+        ]
 
     def keep_waiting(
         self,
@@ -510,21 +582,22 @@ class DynamoAppointmentStore:
             },
         )
 
-    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> bool:
-        marked = self._update_if(
+    def claim_publish(self, appointment_id: str, history_key: str, at: datetime) -> bool:
+        claimed = self._update_if(
             Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
-            UpdateExpression="SET published_at = :at",
+            UpdateExpression="SET publish_attempted_at = :at",
             ConditionExpression="attribute_exists(PK) AND attribute_not_exists(published_at)",
             ExpressionAttributeValues={":at": _s(at.astimezone(UTC).isoformat())},
         )
-        return marked is not None
+        return claimed is not None
 
-    def unmark_published(self, appointment_id: str, history_key: str) -> None:
+    def mark_published(self, appointment_id: str, history_key: str, at: datetime) -> None:
         with _translated():
             self._client.update_item(
                 TableName=self._table,
                 Key={"PK": _s(_appt_pk(appointment_id)), "SK": _s(history_key)},
-                UpdateExpression="REMOVE published_at",
+                UpdateExpression="SET published_at = :at",
+                ExpressionAttributeValues={":at": _s(at.astimezone(UTC).isoformat())},
             )
 
     def _update_if(self, **request: Any) -> Mapping[str, AttributeValueTypeDef] | None:
@@ -821,6 +894,13 @@ def _decode_cursor(cursor: str, days: list[date]) -> tuple[int, dict[str, Any] |
         return days.index(day), start_key
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
         raise InvalidInput("cursor", "is not a cursor from this listing") from None
+
+
+def _conditional_failure_at(error: ClientError, first: int) -> bool:
+    """A cancelled transaction whose only conditional failures are at ``first`` or later."""
+    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    failed = [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+    return bool(failed) and min(failed) >= first
 
 
 def _code(error: ClientError) -> str:

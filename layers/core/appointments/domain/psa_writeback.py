@@ -132,8 +132,12 @@ def _note(event: AppointmentEvent) -> str | None:
         case "no_show":
             return _no_show(event, when)
         case "auto_cancel":
-            coupon = detail.get("coupon") or {}
-            offered = f" A {coupon.get('percent')}% coupon ({coupon.get('code')}) was offered." if coupon else ""
+            # The event's ``coupon`` is the code (docs/events.md); a mapping with its percent is read too.
+            coupon = detail.get("coupon")
+            if isinstance(coupon, dict):
+                offered = f" A {coupon.get('percent')}% coupon ({coupon.get('code')}) was offered."
+            else:
+                offered = f" A coupon ({coupon}) was offered." if coupon else ""
             return (
                 f"The appointment at {when} was cancelled automatically: no technician was assigned in time. "
                 f"The customer was told.{offered}"

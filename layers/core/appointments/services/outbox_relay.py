@@ -33,11 +33,11 @@ from appointments.domain.model import Actor
 from appointments.domain.outbox import MailKind, MailStatus, OutboxMail, overtaken
 from appointments.errors import (
     AppointmentNotFound,
-    EventsUnavailable,
     MailRejected,
     MailThrottled,
     VersionConflict,
 )
+from appointments.observability import record_mail
 from appointments.ports import DomainEvent, OutgoingMail
 
 if TYPE_CHECKING:
@@ -123,7 +123,13 @@ class OutboxRelay:
 
     def send_due(self, items: tuple[DueItem, ...]) -> int:
         """The sweeper's seam: send what the due index holds; how many went out."""
-        return sum(self.send(item.appointment_id, item.mail_key) is Sent.SENT for item in items if item.mail_key)
+        sent = 0
+        for item in items:
+            if item.mail_key:
+                outcome = self.send(item.appointment_id, item.mail_key)
+                record_mail(outcome)
+                sent += outcome is Sent.SENT
+        return sent
 
     def send(self, appointment_id: str, mail_key: str) -> Sent:
         now = self._clock.now()
@@ -209,15 +215,14 @@ class OutboxRelay:
     def publish(self, records: Sequence[HistoryRecord]) -> int:
         """One event per history entry, each once; how many were published now."""
         now = self._clock.now()
-        fresh = [r for r in records if self._store.mark_published(r.appointment_id, r.key, now)]
+        fresh = [r for r in records if self._store.claim_publish(r.appointment_id, r.key, now)]
         if not fresh:
             return 0
-        try:
-            self._publisher.publish([r.event for r in fresh])
-        except EventsUnavailable:
-            for record in fresh:
-                self._store.unmark_published(record.appointment_id, record.key)
-            raise
+        # Marked published only once the bus took them: a failure anywhere before leaves them unpublished, and
+        # the retried record publishes again (a consumer deduplicates on event_id if the bus took it after all).
+        self._publisher.publish([r.event for r in fresh])
+        for record in fresh:
+            self._store.mark_published(record.appointment_id, record.key, now)
         return len(fresh)
 
 

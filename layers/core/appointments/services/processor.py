@@ -31,6 +31,7 @@ from appointments.domain.model import Actor, Appointment, CancelledBy, Fact, Sta
 from appointments.domain.outbox import MailKind, OutboxMail
 from appointments.domain.rules import RuleTimings, armed
 from appointments.errors import ExternalRefTaken, VersionConflict
+from appointments.observability import record_events, record_parked
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -121,6 +122,7 @@ class EventProcessor:
         if not appointment_ids:
             # Its booking may still be on its way: wait, then look again in case it landed meanwhile.
             self._store.keep_waiting(wait_key_for_ticket(event.ticket), event, self._waiting_until())
+            record_parked()
             appointment_ids = self._store.find_by_ticket(event.ticket)
         for appointment_id in appointment_ids:
             self._retrying(functools.partial(self._update, appointment_id, (event,)))
@@ -133,6 +135,7 @@ class EventProcessor:
         now, after = self._clock.now(), self._policy.unmatched_alert_after
         alert_at = None if after is None else now + after
         self._store.keep_waiting(key, event, self._waiting_until(), alert_at=alert_at, arrived_at=now)
+        record_parked()
         # The booking may have landed between our look and our write; whoever writes second sees the other.
         appointment_id = self._find(event)
         if appointment_id is not None:
@@ -205,6 +208,7 @@ class EventProcessor:
             alert = self._ops_alert(after, "type_unmapped", "unmapped appointment type", unmapped)
             change = change.with_history(entry).with_mails(alert)
         self._store.commit(change)
+        record_events(change.history)
         self._drain(change)
 
     def _update(
@@ -220,6 +224,7 @@ class EventProcessor:
             return
         change = self._changed(appointment, appointment, fresh, released=released)
         self._store.commit(change)
+        record_events(change.history)
         self._drain(change)
 
     def _changed(

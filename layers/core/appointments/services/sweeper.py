@@ -166,6 +166,11 @@ class Sweeper:
                 appointment = self._store.get(appointment_id)
             except AppointmentNotFound:
                 return  # merged into another since the index was read
+            except AppError:
+                # A read the store refused (throttled): this one stays due, the rest of the run goes on.
+                logger.exception("a due appointment could not be read; it stays due")
+                report.failed += 1
+                return
             at = self._clock.now()
             verdict = decide(appointment, self._catalog.get(appointment.type), self._policy.timings, now=at)
             change = self._change(appointment, verdict, at, requested_by)
