@@ -86,7 +86,7 @@ def test_a_signature_timestamp_that_is_not_ascii_unix_time_is_401_and_queues_not
 # --- webhooks: JSON the parser cannot hold (after authentication) ------------------------------------
 
 
-@pytest.mark.parametrize("source", ["generic", "calendly", "calcom", "autotask"])
+@pytest.mark.parametrize("source", ["generic", "calendly", "calcom", "autotask", "halopsa"])
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
