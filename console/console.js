@@ -307,7 +307,7 @@
 
   // -- Today --------------------------------------------------------------------------------------------
 
-  async function renderToday(day, first, seq) {
+  async function renderToday(day, _first, seq) {
     const key = day || dayKey(now());
     const [from, to] = dayBounds(key);
     const list = await api("GET", `/appointments?from=${from.toISOString()}&to=${to.toISOString()}&limit=200`);
@@ -340,7 +340,6 @@
     }
     $("screen").replaceChildren(heading, navigation,
       items.length ? board : el("p", { class: "muted", text: "No appointments this day." }));
-    if (first) heading.focus?.();
   }
 
   function appointmentCard(item, attention) {

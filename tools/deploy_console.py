@@ -14,21 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# One table of content types: what the local runner serves the console with is what S3 is given.
+from localdev.console_site import CONTENT_TYPES
+
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = ROOT / "console"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".ico": "image/x-icon",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
-}
 REQUIRED_OUTPUTS = (
     "ConsoleBucket",
     "ConsoleUrl",
