@@ -102,6 +102,9 @@ build: $(SAM_VENV)/.installed ## sam build, no Docker (python3.13, arm64)
 	  echo "  or point at one: make build PY313_BIN=/path/to/its/bin"; \
 	  exit 1; }
 	PATH="$(PY313_BIN):$$PATH" $(SAM) build
+	@# Lambda's /opt and /var/task are read-only: without shipped bytecode every cold start compiles every module
+	@# it imports (about 300 ms of CPU per start, docs/performance.md). unchecked-hash: a zip's mtimes never match.
+	"$(PY313_BIN)/python3" -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build ## sam deploy --guided
 	$(SAM) deploy --guided
@@ -118,7 +121,8 @@ openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the ops API's r
 screenshots: $(VENV)/.installed browser ## refresh docs/console-*.png from the browser tests
 	CONSOLE_SCREENSHOTS=docs $(PY) -m pytest -q tests/browser/test_dispatcher_morning.py
 
-bench: $(VENV)/.installed ## figures, not tests: local runner start-up time (launch → /_local/health)
+bench: $(VENV)/.installed ## figures, not tests: cold starts, latency, AWS calls, scaling, cost → docs/performance.md
+	$(PY) -m tools.bench
 	$(PY) -m tools.bench_local_startup 5
 
 clean: ## remove build output and caches (keeps the venvs)

@@ -30,10 +30,12 @@ from appointments.domain.model import (
     TicketRef,
 )
 from appointments.domain.outbox import MailKind, OutboxMail
-from appointments.mail import Branding, RenderedMail, render
+from appointments.mail.render import RenderedMail, render
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from appointments.mail.branding import Branding
 
 DEFAULT_OUT = Path("mail-preview")
 BRANDING_VARIABLES = ("COMPANY_NAME", "SUPPORT_EMAIL", "SUPPORT_PHONE", "MAIL_SIGNATURE", "BOOKING_BASE_URL")

@@ -11,6 +11,7 @@ behaviour is emulated rather than reproduced, the docstring says how.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -44,6 +45,7 @@ from localdev.fake_psa import FakePsa, fake_psa_credentials
 from localdev.fake_timezest import FakeTimeZest
 from localdev.gate import Gate
 from localdev.lambdas import context_for, load_handler
+from localdev.moto_memory import moto_patched
 from localdev.resources import ACCOUNT_ID, REGION, provision
 from localdev.schedule import ScheduleError, parse_schedule
 from localdev.ses import BOUNCES, FeedbackRefused, SesTap, feedback_record
@@ -223,6 +225,7 @@ class Runner:
         self._provisioned: Provisioned | None = None
         self._saved_environment: dict[str, str | None] = {}
         self._moto: Any = None
+        self._moto_patches = contextlib.ExitStack()  # localdev.moto_memory's, while the moto server runs
         self._seen_mail = 0
         self._mail: list[SentMail] = []
         self.endpoint = ""
@@ -234,6 +237,7 @@ class Runner:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         console.install(verbose=self.config.verbose)  # before the functions' loggers are made
+        self._moto_patches.enter_context(moto_patched())
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -281,6 +285,7 @@ class Runner:
             self._reset_moto()
             self._moto.stop()
             self._moto = None
+        self._moto_patches.close()
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from appointments.adapters.dynamo_store import shard_of
 from appointments.domain.outbox import MailStatus, OutboxMail
@@ -31,7 +33,7 @@ from appointments.ports import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
     from appointments.domain.events import CanonicalEvent
@@ -41,14 +43,137 @@ if TYPE_CHECKING:
     from appointments.domain.polling import PollState
 
 
+class DueIndexedAppointments(dict[str, "Appointment"]):
+    """The appointments by id, with the sparse ``due`` index beside them, as the table has its ``due`` GSI:
+    per shard, the next checks in hourly buckets, the buckets' hours in order. A sweep then reads what is
+    due (and one hour's bucket), never the whole store, and a write moves one entry between buckets, so the
+    sweep's time does not grow with the appointments stored (the benchmark of the sweep relies on it). Every
+    way a dict is changed keeps the index, so a test that writes ``store.appointments`` directly still holds."""
+
+    def __init__(self, shard: Callable[[str], int]) -> None:
+        super().__init__()
+        self._shard = shard
+        self._buckets: dict[int, dict[datetime, dict[str, datetime]]] = defaultdict(dict)  # hour -> id -> due
+        self._hours: dict[int, list[datetime]] = defaultdict(list)  # each shard's bucket hours, in order
+        self._entry: dict[str, tuple[int, datetime]] = {}  # id -> (shard, hour)
+
+    def due_ids(self, shard: int, until: datetime) -> list[str]:
+        """The ids in ``shard`` whose next check is at or before ``until``."""
+        hours, buckets = self._hours[shard], self._buckets[shard]
+        return [
+            appointment_id
+            for hour in hours[: bisect.bisect_right(hours, until)]
+            for appointment_id, due in buckets[hour].items()
+            if due <= until
+        ]
+
+    def __setitem__(self, appointment_id: str, appointment: Appointment) -> None:
+        self._unindex(appointment_id)
+        super().__setitem__(appointment_id, appointment)
+        due = appointment.next_due_at
+        if due is not None:
+            shard, hour = self._shard(appointment_id), due.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            buckets = self._buckets[shard]
+            if hour not in buckets:
+                buckets[hour] = {}
+                bisect.insort(self._hours[shard], hour)
+            buckets[hour][appointment_id] = due
+            self._entry[appointment_id] = (shard, hour)
+
+    def __delitem__(self, appointment_id: str) -> None:
+        super().__delitem__(appointment_id)
+        self._unindex(appointment_id)
+
+    _MISSING: Any = object()
+
+    def pop(self, appointment_id: str, default: Any = _MISSING) -> Any:
+        if appointment_id not in self:
+            if default is self._MISSING:
+                raise KeyError(appointment_id)
+            return default
+        appointment = self[appointment_id]
+        del self[appointment_id]
+        return appointment
+
+    def popitem(self) -> tuple[str, Appointment]:
+        appointment_id = next(reversed(self))
+        return appointment_id, self.pop(appointment_id)
+
+    def setdefault(self, appointment_id: str, default: Any = None) -> Any:
+        if appointment_id not in self:
+            self[appointment_id] = default
+        return self[appointment_id]
+
+    def update(self, *others: Any, **more: Appointment) -> None:
+        for appointment_id, appointment in dict(*others, **more).items():
+            self[appointment_id] = appointment
+
+    def __ior__(self, other: Any) -> DueIndexedAppointments:  # type: ignore[override, misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self._buckets.clear()
+        self._hours.clear()
+        self._entry.clear()
+
+    def _unindex(self, appointment_id: str) -> None:
+        held = self._entry.pop(appointment_id, None)
+        if held is None:
+            return
+        shard, hour = held
+        bucket = self._buckets[shard][hour]
+        del bucket[appointment_id]
+        if not bucket:  # an hour already swept leaves no bucket behind for the next sweep to walk
+            del self._buckets[shard][hour]
+            hours = self._hours[shard]
+            del hours[bisect.bisect_left(hours, hour)]
+
+
+class Mailbox(dict[str, OutboxMail]):
+    """One appointment's mails; the keys of those still to send (pending or claimed) are kept in ``open``,
+    the mail part of the ``due`` index, so finding due mails does not read every appointment's."""
+
+    def __init__(self, appointment_id: str, open_mails: set[tuple[str, str]]) -> None:
+        super().__init__()
+        self._appointment_id = appointment_id
+        self._open = open_mails
+
+    def __setitem__(self, key: str, mail: OutboxMail) -> None:
+        super().__setitem__(key, mail)
+        if mail.status in (MailStatus.PENDING, MailStatus.SENDING):
+            self._open.add((self._appointment_id, key))
+        else:
+            self._open.discard((self._appointment_id, key))
+
+    def update(self, *others: Any, **more: OutboxMail) -> None:
+        for key, mail in dict(*others, **more).items():
+            self[key] = mail
+
+
+class Mailboxes(defaultdict[str, Mailbox]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: set[tuple[str, str]] = set()
+
+    def __missing__(self, appointment_id: str) -> Mailbox:
+        box = self[appointment_id] = Mailbox(appointment_id, self.open)
+        return box
+
+    def open_mails(self) -> Iterator[OutboxMail]:
+        for appointment_id, key in self.open:
+            yield self[appointment_id][key]
+
+
 class InMemoryAppointmentStore:
     """Checks every condition first, then applies all or nothing, as a DynamoDB transaction does."""
 
     def __init__(self, due_shards: int = 4) -> None:
         self.due_shards = due_shards
-        self.appointments: dict[str, Appointment] = {}
+        self.appointments = DueIndexedAppointments(self._shard)
         self.history: dict[str, list[HistoryEntry]] = defaultdict(list)
-        self.mails: dict[str, dict[str, OutboxMail]] = defaultdict(dict)
+        self.mails = Mailboxes()
         self.refs: dict[ExternalRef, str] = {}
         self.coupons: dict[str, str] = {}  # code -> appointment id
         self.tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -128,17 +253,17 @@ class InMemoryAppointmentStore:
         return tuple(self.tickets.get((ticket.system, ticket.id), ()))
 
     def due(self, kind: DueKind, shard: int, until: datetime, *, limit: int, cursor: str | None = None) -> DuePage:
+        items: Iterable[DueItem]
         if kind is DueKind.APPOINTMENT:
             items = [
                 DueItem(DueKind.APPOINTMENT, a.id, a.next_due_at)
-                for a in self.appointments.values()
-                if a.next_due_at is not None and a.next_due_at <= until and self._shard(a.id) == shard
+                for a in map(self.appointments.__getitem__, self.appointments.due_ids(shard, until))
+                if a.next_due_at is not None
             ]
         else:
             items = [
                 DueItem(DueKind.MAIL, mail.appointment_id, self._due_at(mail), mail.key)
-                for mails in self.mails.values()
-                for mail in mails.values()
+                for mail in self.mails.open_mails()
                 if mail.status in (MailStatus.PENDING, MailStatus.SENDING)
                 and self._due_at(mail) <= until
                 and self._shard(mail.appointment_id) == shard

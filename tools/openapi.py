@@ -25,7 +25,8 @@ def generate() -> str:
         raise SystemExit(f"cannot load {HANDLER}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # Title, description, servers and the bearer scheme come from the handler's configure_openapi.
+    # Title, description, servers and the bearer scheme come from the handler's document_api.
+    module.document_api()
     text = module.app.get_openapi_json_schema()
     document: dict[str, Any] = json.loads(text)
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

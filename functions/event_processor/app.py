@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 
 from appointments import wiring
-from appointments.domain.events import CanonicalEvent
+from appointments.domain.events import events_of_message
 from appointments.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
@@ -22,10 +22,13 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 @tracer.capture_method(capture_response=False)
 def apply_record(record: SQSRecord) -> None:
-    event = CanonicalEvent.model_validate_json(record.body)
-    # Only this record's lines carry its keys: the next record (or function, locally) must not inherit them.
-    with logger.append_context_keys(source=event.source, event_kind=event.kind.value, delivery_id=event.delivery_id):
-        wiring.event_processor().apply(event)
+    # One message holds a delivery's events about one entity, in order (applied again on a retry: idempotent).
+    for event in events_of_message(record.body):
+        # Only this event's lines carry its keys: the next one (or function, locally) must not inherit them.
+        with logger.append_context_keys(
+            source=event.source, event_kind=event.kind.value, delivery_id=event.delivery_id
+        ):
+            wiring.event_processor().apply(event)
 
 
 @logger.inject_lambda_context

@@ -6,10 +6,10 @@ in history; a request without one is refused before its body is read.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, SecurityScheme, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -76,28 +76,37 @@ DESCRIPTION = (
     'Errors share one shape: `{"error": {"code", "message", "details"}, "request_id"}`. Actions take '
     "`If-Match: <version>` (bare or quoted) and answer 412 when it is stale; responses carry the version as ETag."
 )
-# The local runner (and `sam local start-api`) serve the routes at the root; API Gateway's own URL has
-# the stage in its path. Swagger UI tries the first.
-SERVERS = [
-    Server(url="/", description="The local runner: routes at the root, `Authorization: Bearer $OPS_API_TOKEN`."),
-    Server(url="/v1", description="API Gateway's execute-api URL (stage v1): IAM-signed requests only."),
-]
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "opsToken": HTTPBearer(
+
+
+@functools.cache
+def document_api() -> None:
+    """Title, servers and security of the OpenAPI document, and Swagger UI at /docs. Done on the first request
+    for the docs (or by ``make openapi``), not at import: Powertools' OpenAPI models take longer to import than
+    the rest of this function, and no other request needs them."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
+    # The local runner (and `sam local start-api`) serve the routes at the root; API Gateway's own URL has
+    # the stage in its path. Swagger UI tries the first.
+    servers = [
+        Server(url="/", description="The local runner: routes at the root, `Authorization: Bearer $OPS_API_TOKEN`."),
+        Server(url="/v1", description="API Gateway's execute-api URL (stage v1): IAM-signed requests only."),
+    ]
+    bearer = HTTPBearer(
         description="The local runner's OPS_API_TOKEN; in AWS requests are IAM-signed (SigV4), which a browser "
         "cannot do."
     )
-}
-app.configure_openapi(
-    title=TITLE,
-    version="1.0.0",
-    description=DESCRIPTION,
-    servers=SERVERS,
-    security_schemes=SECURITY_SCHEMES,
-    security=[{"opsToken": []}],  # every documented route; /docs and / are not in the document
-)
-# The servers are given again: without them Swagger UI would name the stage path the request came by.
-app.enable_swagger(path=DOCS_PATH, servers=SERVERS, persist_authorization=True)
+    app.configure_openapi(
+        title=TITLE,
+        version="1.0.0",
+        description=DESCRIPTION,
+        servers=servers,
+        security_schemes={"opsToken": bearer},
+        security=[{"opsToken": []}],  # every documented route; /docs and / are not in the document
+    )
+    # The servers are given again: without them Swagger UI would name the stage path the request came by.
+    app.enable_swagger(path=DOCS_PATH, servers=servers, persist_authorization=True)
+
+
 register_error_handlers(app)
 
 ACTED = answers(AppointmentView, ACTION_ERRORS)
@@ -362,4 +371,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="OpsRequests", unit=MetricUnit.Count, value=1)
     if event.get("resource") not in PUBLIC_PATHS and caller_identity(event) is None:
         return console_cors(event, unauthenticated(event))
+    if event.get("resource") == DOCS_PATH:
+        document_api()
     return console_cors(event, form_body(event) or app.resolve(event, context))

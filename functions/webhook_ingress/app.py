@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from appointments import wiring
 from appointments.http import register_error_handlers
-from appointments.observability import logger, metrics, record_webhook, tracer
+from appointments.observability import logger, metrics, record_subscription_ended, record_webhook, tracer
 from appointments.sources.base import WebhookRequest
 
 if TYPE_CHECKING:
@@ -30,7 +30,10 @@ def receive(source: str) -> Response[str]:
     body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     accepted = wiring.webhook_ingress().accept(source, WebhookRequest(headers=headers, body=body))
-    record_webhook(accepted.source, len(accepted.delivery_ids))
+    if accepted.subscription_ended:
+        record_subscription_ended(accepted.source)
+    else:
+        record_webhook(accepted.source, len(accepted.delivery_ids))
     return Response(
         status_code=202,
         content_type=content_types.APPLICATION_JSON,

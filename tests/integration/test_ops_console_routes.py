@@ -82,13 +82,17 @@ def test_attention_lists_what_needs_a_human_most_urgent_first(stack: Stack) -> N
     assert second["technicians"] == ["Sam Okafor"]
 
 
-def test_attention_reads_the_window_once_and_loads_only_what_changed_lately(stack: Stack) -> None:
-    # Given three appointments booked three days ago and one changed today
+def test_attention_reads_the_window_once_and_loads_only_what_needs_a_human(stack: Stack) -> None:
+    # Given three appointments booked three days ago, one booked today, and one today whose mail bounced
     stack.clock.set(NOW - timedelta(days=3))
     for hours in (80, 90, 100):
         create(stack, hours)
     stack.clock.set(NOW)
     changed = create(stack, 20)
+    bounced = create(stack, 30)
+    store = wiring.store()
+    appointment = store.get(bounced)
+    store.commit(lifecycle.record(appointment, Record.MAIL_BOUNCED, at=NOW, actor=Actor.system()))
     calls: list[str] = []
     client = wiring.store()._client  # type: ignore[attr-defined]
     client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
@@ -97,7 +101,8 @@ def test_attention_reads_the_window_once_and_loads_only_what_changed_lately(stac
     assert stack.ops("GET", "/attention").status == 200
 
     # Then: one Query per UTC day of [now - 2 days, now + 7 days] (10 days), one Query loading the appointment
-    # changed today (its state, history and mails), one Query of the waiting events
+    # whose mail bounced (its state, history and mails: what bounced), none for the one merely booked today,
+    # one Query of the waiting events
     assert calls.count("Query") == 10 + 1 + 1, calls
     assert set(calls) == {"Query"}
     assert changed

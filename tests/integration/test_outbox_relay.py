@@ -619,7 +619,7 @@ def test_each_mail_and_each_event_costs_a_fixed_number_of_aws_calls(desk: Desk, 
     assert len(desk.mailbox.new()) == 1
 
 
-def test_a_timed_mail_is_sent_by_the_sweep_and_its_stream_record_costs_one_refused_claim(
+def test_a_timed_mail_is_left_to_the_relay_which_sends_it_from_its_stream_record(
     desk: Desk, relay_calls: CallCounter
 ) -> None:
     # Given a confirmed booking; When scheduled_checks runs at its reminder time
@@ -629,21 +629,16 @@ def test_a_timed_mail_is_sent_by_the_sweep_and_its_stream_record_costs_one_refus
     relay_calls.reset()
     desk.stack.run_schedule()
     # Then the sweep read each shard of the due index (4 for appointments, 4 for mails, and the unmatched
-    # alerts' one), applied the reminder in one transaction and sent its mail at once: claim, read, send, mark sent
-    assert dict(relay_calls.calls) == {
-        "Query": 9,
-        "GetItem": 2,
-        "TransactWriteItems": 1,
-        "UpdateItem": 2,
-        "SendEmail": 1,
-    }
-    # And when the stream hands the relay the reminder's items, the mail costs one refused claim and the
-    # history entry its event
+    # alerts' one) and applied the reminder in one transaction; it sends no mail younger than a minute
+    assert dict(relay_calls.calls) == {"Query": 9, "GetItem": 1, "TransactWriteItems": 1}
+    assert desk.mailbox.new() == []
+    # And when the stream hands the relay the reminder's items, the mail is claimed, read, sent and marked,
+    # and the history entry published
     records = {r["dynamodb"]["NewImage"]["kind"]["S"]: r for r in desk.stream.new_records()}
     assert sorted(records) == ["history", "mail"]
     relay_calls.reset()
     desk.relay([records["mail"]])
-    assert dict(relay_calls.calls) == {"UpdateItem": 1}
+    assert dict(relay_calls.calls) == {"UpdateItem": 2, "GetItem": 1, "SendEmail": 1}
     relay_calls.reset()
     desk.relay([records["history"]])
     assert dict(relay_calls.calls) == {"UpdateItem": 2, "PutEvents": 1}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from appointments import wiring
-from appointments.sources.base import WebhookRequest
+from appointments.sources.base import SubscriptionEnded, WebhookRequest
 from localdev.samples import SOURCES, shift, shift_days
 from localdev.signing import DEV_SECRETS
 from tests.local.conftest import OPS_TOKEN, START
@@ -91,7 +91,10 @@ def test_every_sample_in_any_order_is_applied_or_listed_unmatched_and_none_is_de
         source = relative.split("/")[0]
         reply = product.send(relative, body=bodies[relative])
         assert reply.status == 202, (seed, relative, reply.status, reply.body)
-        events = readers[source].parse(WebhookRequest(headers={}, body=bodies[relative]))
+        try:
+            events = readers[source].parse(WebhookRequest(headers={}, body=bodies[relative]))
+        except SubscriptionEnded:  # the vendor's notice that it gave up: acknowledged, alarmed, no event
+            events = ()
         assert reply.json()["events"] == len(events), (seed, relative)
         expected.update({event.delivery_id: relative for event in events})
         assert product.post("/_local/settle").status == 200

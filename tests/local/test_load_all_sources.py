@@ -26,6 +26,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ THREADS = int(os.environ.get("LOAD_ALL_THREADS", "8"))
 APPOINTMENTS = max(6, WEBHOOKS // 5)
 STEP = timedelta(minutes=int(os.environ.get("LOAD_ALL_STEP_MINUTES", "180")))  # the clock's moves; soak: 60
 AUTH = {"Authorization": f"Bearer {OPS_TOKEN}"}
+SLOW_SECONDS = 1800
 RULE_ACTIONS = ("reminder", "pre_notice", "auto_cancel", "no_show", "at_risk", "unassigned_at_start", "notice_skipped")
 
 # Parsers used only to learn each delivery's id (the runner's own sources verify and parse what is sent).
@@ -315,6 +317,16 @@ def send_all(local: LocalRunner, webhooks: list[tuple[str, bytes]]) -> list[Sent
     return results
 
 
+def post_slow(local: LocalRunner, path: str, document: Any = None) -> int:
+    """A POST that may run long (a settle, a clock move firing the sweeps): the status, waiting up to
+    ``SLOW_SECONDS`` where ``LocalRunner`` gives up after 30 s (at soak size a settle takes minutes)."""
+    body = json.dumps(document).encode() if document is not None else b""
+    request = urllib.request.Request(f"{local.base}{path}", data=body, method="POST")  # noqa: S310 - 127.0.0.1
+    with urllib.request.urlopen(request, timeout=SLOW_SECONDS) as response:  # noqa: S310
+        status: int = response.status
+        return status
+
+
 # --- reading back
 
 
@@ -408,14 +420,14 @@ def test_every_source_under_load_then_every_rule_loses_and_doubles_nothing(
         began = time.perf_counter()
         sent = send_all(local, deliveries)
         sending = time.perf_counter() - began
-        assert local.post("/_local/settle").status == 200
+        assert post_slow(local, "/_local/settle") == 200
         settled = time.perf_counter() - began
         # And the clock moves an hour at a time past every start and no-show time, the queues settled each time
         moves_began = time.perf_counter()
         moves = 0
         while local.now() < last_start + timedelta(hours=1):
-            assert local.post("/_local/clock", {"advance_seconds": int(STEP.total_seconds())}).status == 200
-            assert local.post("/_local/settle").status == 200
+            assert post_slow(local, "/_local/clock", {"advance_seconds": int(STEP.total_seconds())}) == 200
+            assert post_slow(local, "/_local/settle") == 200
             moves += 1
         moving = time.perf_counter() - moves_began
 

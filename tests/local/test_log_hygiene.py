@@ -9,7 +9,8 @@ invocation is framed by the function's name. Then:
 - no line holds a webhook secret, the ops token, a PSA credential, the TimeZest key, or any customer's
   email, phone or name used in the flows;
 - every Powertools line names the function's own service (its ``POWERTOOLS_SERVICE_NAME``), never
-  ``service_undefined`` nor another function's;
+  ``service_undefined`` nor another function's; the package's own modules (standard ``logging``) write
+  through the same JSON handler, never as plain text on the root logger;
 - keys appended for one record (``append_context_keys``) never reach a line outside that record's
   function, nor stay on the logger after the invocation;
 - each AWS call a function makes is on its row of the least-privilege table
@@ -339,6 +340,16 @@ def test_every_line_names_its_own_function_as_service(run: Capture) -> None:
         if document.get("service") != run.services[function]
     ]
     assert wrong == []
+
+
+def test_the_services_lines_are_json_under_the_functions_service_too(run: Capture) -> None:
+    # The package's modules log with the standard library; their lines go out through the Powertools handler
+    services_lines = [(f, d) for f, d in _json_lines(run) if str(d.get("name", "")).startswith("appointments.")]
+    assert services_lines, "no line of the appointments package was captured: the flows log warnings and infos"
+    assert all(document.get("service") == run.services[function] for function, document in services_lines)
+    # and none reaches the root logger as plain text (in Lambda: a line without service or request id)
+    plain = [line[:200] for function, line in run.lines if function is not None and line.startswith("appointments.")]
+    assert plain == []
 
 
 def test_keys_appended_for_a_record_stay_with_that_record(run: Capture) -> None:

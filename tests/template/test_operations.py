@@ -79,7 +79,13 @@ def test_alarmed_metrics_are_the_ones_the_code_emits() -> None:
         for query in properties.get("Metrics", []):
             if "MetricStat" in query:
                 names.add(query["MetricStat"]["Metric"]["MetricName"])
-    assert names >= {"MailsFailed", "ReminderLatenessSeconds", "TimeZestPollIncomplete", "Webhooks"}
+    assert names >= {
+        "MailsFailed",
+        "ReminderLatenessSeconds",
+        "TimeZestPollIncomplete",
+        "Webhooks",
+        "WebhookSubscriptionsEnded",
+    }
     rules = {"Reminder", "PreNotice", "AutoCancel", "AtRisk", "UnassignedAtStart", "NoShow"}
     for name in names:
         rule = name.removesuffix("LatenessSeconds")

@@ -10,9 +10,10 @@ from appointments.adapters.clock import ManualClock
 from appointments.domain import lifecycle
 from appointments.domain.coupons import CouponPolicy
 from appointments.domain.events import CanonicalEvent, EventKind
-from appointments.domain.history import Record
+from appointments.domain.history import NEEDS_A_HUMAN, Record
 from appointments.domain.model import Actor, ContactOutcome, ExternalRef
 from appointments.domain.rules import RuleTimings
+from appointments.services import attention as attention_module
 from appointments.services.attention import Attention, Kind
 from appointments.services.back_office import (
     BackOffice,
@@ -181,7 +182,7 @@ def test_unmatched_booking_changes_are_listed_ticket_events_are_not() -> None:
     assert item.at == NOW - timedelta(minutes=5)
 
 
-def test_most_urgent_first_and_one_load_per_recently_changed_appointment() -> None:
+def test_most_urgent_first_and_one_load_per_appointment_with_a_recent_record_needing_a_human() -> None:
     # Given, booked three days ago, 30 assigned appointments nobody touched since, and today an unassigned one,
     # a bounced mail and an at-risk one
     desk = Desk()
@@ -205,8 +206,35 @@ def test_most_urgent_first_and_one_load_per_recently_changed_appointment() -> No
         ("unassigned_soon", soon.id),
         ("mail_bounced", bounced.id),
     ]
-    # And only the three changed in the last 2 days were loaded; the window was listed once (one page)
-    assert (report.loads, desk.store.loads, desk.store.listings) == (3, 3, 1)
+    # And only the two with a record needing a human were loaded (the unassigned one is told by its summary);
+    # the window was listed once (one page)
+    assert (report.loads, desk.store.loads, desk.store.listings) == (2, 2, 1)
+
+
+def test_a_busy_day_of_ordinary_changes_costs_no_load() -> None:
+    # Given 40 appointments booked, confirmed and noted today: changed, but nothing a dispatcher must act on
+    desk = Desk()
+    for n in range(40):
+        desk.book(26 + n)
+    desk.store.loads = desk.store.listings = 0
+    # When the console polls the attention list
+    report = desk.attention.report()
+    # Then nothing is listed and no appointment was loaded: one listing of the window is the whole cost
+    assert (report.items, report.loads, desk.store.loads, desk.store.listings) == ((), 0, 0, 1)
+
+
+def test_every_record_a_dispatcher_must_see_stamps_attention_at() -> None:
+    # The attention list trusts attention_at: every kind it reads from history must set it
+    assert set(attention_module._RECORDS) == NEEDS_A_HUMAN
+    desk = Desk()
+    for record in sorted(NEEDS_A_HUMAN):
+        booked = desk.book(30)
+        desk.clock.advance(timedelta(minutes=1))
+        desk.record(booked.id, record)
+        assert desk.store.get(booked.id).attention_at == desk.clock.now()
+    plain = desk.book(30)
+    desk.record(plain.id, Record.DETAILS_UPDATED)
+    assert desk.store.get(plain.id).attention_at is None
 
 
 def test_every_page_of_the_window_is_read() -> None:

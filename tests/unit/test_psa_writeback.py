@@ -11,7 +11,7 @@ import pytest
 from appointments.adapters.clock import ManualClock
 from appointments.adapters.dynamo_store import appointment_summary, history_key
 from appointments.domain import lifecycle
-from appointments.domain.history import Record
+from appointments.domain.history import Action, Record
 from appointments.domain.model import Actor, CancelledBy, TicketRef
 from appointments.domain.outbox import MailKind
 from appointments.domain.psa_writeback import WritebackPolicy, local_time
@@ -140,6 +140,31 @@ def test_a_redelivered_event_writes_nothing_again() -> None:
     # Then no call reached the PSA and one note stays
     assert len(desk.tickets.calls) == calls
     assert len(desk.tickets.notes["48213"]) == 1
+
+
+def test_a_change_committed_while_the_psa_was_written_is_kept_and_the_write_recorded_on_top() -> None:
+    # Given an appointment the rules just marked no-show, and a dispatcher who adds a note to it while the
+    # write-back is talking to the PSA (the record it loaded first is stale by the time it commits)
+    desk = make_desk()
+    event = desk.no_show()
+    dispatcher_note: list[int] = []
+
+    def note_meanwhile(ticket_id: str, status: str) -> None:
+        appointment = desk.store.get("01KAPPT")
+        desk.store.commit(
+            lifecycle.add_note(appointment, text="called the customer", at=desk.clock.now(), actor=Actor.ops("dana"))
+        )
+        dispatcher_note.append(1)
+        desk.tickets.statuses[ticket_id] = status
+
+    desk.tickets.set_status = note_meanwhile  # type: ignore[method-assign]
+    # When the write-back takes its event
+    assert desk.writeback.handle(event) is Written.WRITTEN
+    # Then both changes are in the history, the dispatcher's first: the conflict reloaded, nothing was lost
+    assert dispatcher_note == [1]
+    actions = [entry.action for entry in desk.history()[-2:]]
+    assert actions == [Action.NOTE, Record.PSA_WRITTEN]
+    assert desk.store.get("01KAPPT").psa_statuses == {"autotask": NO_SHOW_STATUS}
 
 
 def test_a_crash_after_the_note_was_posted_never_posts_a_second() -> None:

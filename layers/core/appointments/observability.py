@@ -8,11 +8,13 @@ that runs several functions (the local runner, the tests) logs each line under i
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
@@ -82,6 +84,13 @@ logger = _Logger()
 tracer = Tracer()
 metrics = Metrics()
 
+# The services log through the standard library (``logging.getLogger(__name__)``: the package below the
+# functions does not depend on Powertools' Logger). Their parent logger writes through the Powertools
+# handler, so their lines are JSON too, with the function's service, its request id and the keys appended
+# for the record at hand, and the logger's ``name`` saying which module wrote it.
+logging.getLogger(__package__ or "appointments")
+copy_config_to_registered_loggers(source_logger=logger, include={__package__ or "appointments"})
+
 
 def record_sweep(report: SweepReport) -> None:
     """A metric per rule applied and skipped, and each effect's lateness (applied - due): rules running late
@@ -146,6 +155,12 @@ def record_webhook(source: str, events: int) -> None:
     with single_metric(name="Webhooks", unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name="source", value=source)
     metrics.add_metric(name="WebhookEventsQueued", unit=MetricUnit.Count, value=events)
+
+
+def record_subscription_ended(source: str) -> None:
+    """The vendor's notice that it turned its webhook subscription off: ``WebhookSubscriptionsEnded`` (the
+    alarm), and not a ``Webhooks`` datapoint, which would tell the silent-source alarm the vendor is alive."""
+    metrics.add_metric(name="WebhookSubscriptionsEnded", unit=MetricUnit.Count, value=1)
 
 
 # A mail another sender holds or has sent (a replayed record, the sweeper first) counts as nothing.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from appointments.adapters.clock import SystemClock
 from appointments.config import Settings
+from appointments.errors import ConfigError
 
 if TYPE_CHECKING:
     from appointments.domain.appointment_types import AppointmentTypeCatalog
@@ -77,47 +79,100 @@ def store() -> AppointmentStore:
 @functools.cache
 def webhook_ingress() -> WebhookIngress:
     from appointments.adapters.aws import secretsmanager_client, sqs_client
-    from appointments.adapters.connectwise_keys import ConnectWiseCallbackKeys
     from appointments.adapters.secrets import SecretsManagerWebhookSecrets
     from appointments.adapters.sqs_queue import SqsEventQueue
     from appointments.services.ingress import WebhookIngress
-    from appointments.sources.autotask import AutotaskSource
-    from appointments.sources.calcom import CalcomSource
-    from appointments.sources.calendly import CalendlySource
-    from appointments.sources.connectwise import ConnectWiseSource, key_hosts
-    from appointments.sources.generic import GenericSource
-    from appointments.sources.halopsa import HaloPsaSource
 
     config = settings()
-    sources: dict[str, Source] = {
-        source.name: source
-        for source in (
-            GenericSource(),
-            CalcomSource(config.calcom_booking_base_url),
-            CalendlySource(),
-            AutotaskSource(
-                complete_status_id=config.autotask_complete_status_id,
-                no_show_status_id=config.autotask_no_show_status_id,
-            ),
-            ConnectWiseSource(
-                ConnectWiseCallbackKeys(key_hosts(config.connectwise_key_hosts)),
-                key_hosts_allowed=config.connectwise_key_hosts,
-                complete_statuses=config.connectwise_complete_statuses,
-                no_show_statuses=config.connectwise_no_show_statuses,
-            ),
-            HaloPsaSource(
-                complete_status_id=config.halopsa_complete_status_id,
-                no_show_status_id=config.halopsa_no_show_status_id,
-                timezone=config.halopsa_timezone,
-            ),
-        )
-    }
     return WebhookIngress(
-        sources=sources,
+        sources=_SourcesOnFirstUse(
+            {
+                "generic": _generic_source,
+                "calcom": _calcom_source,
+                "calendly": _calendly_source,
+                "autotask": _autotask_source,
+                "connectwise": _connectwise_source,
+                "halopsa": _halopsa_source,
+            }
+        ),
         secrets=SecretsManagerWebhookSecrets(secretsmanager_client(), config.webhook_secrets_id),
         queue=SqsEventQueue(sqs_client(), config.event_queue_url),
         clock=clock(),
         catalog=catalog(),
+    )
+
+
+class _SourcesOnFirstUse(Mapping[str, "Source"]):
+    """The webhook sources by name, each imported and built on its first request: a container that only
+    ever hears from Calendly never loads the other five parsers (a sixth of the ingress's cold start)."""
+
+    def __init__(self, factories: dict[str, Callable[[], Source]]) -> None:
+        self._factories = factories
+        self._built: dict[str, Source] = {}
+
+    def __getitem__(self, name: str) -> Source:
+        if name not in self._built:
+            source = self._factories[name]()
+            if source.name != name:
+                raise ConfigError(f"the {name!r} source calls itself {source.name!r}")
+            self._built[name] = source
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+
+def _generic_source() -> Source:
+    from appointments.sources.generic import GenericSource
+
+    return GenericSource()
+
+
+def _calcom_source() -> Source:
+    from appointments.sources.calcom import CalcomSource
+
+    return CalcomSource(settings().calcom_booking_base_url)
+
+
+def _calendly_source() -> Source:
+    from appointments.sources.calendly import CalendlySource
+
+    return CalendlySource()
+
+
+def _autotask_source() -> Source:
+    from appointments.sources.autotask import AutotaskSource
+
+    config = settings()
+    return AutotaskSource(
+        complete_status_id=config.autotask_complete_status_id, no_show_status_id=config.autotask_no_show_status_id
+    )
+
+
+def _connectwise_source() -> Source:
+    from appointments.adapters.connectwise_keys import ConnectWiseCallbackKeys
+    from appointments.sources.connectwise import ConnectWiseSource, key_hosts
+
+    config = settings()
+    return ConnectWiseSource(
+        ConnectWiseCallbackKeys(key_hosts(config.connectwise_key_hosts)),
+        key_hosts_allowed=config.connectwise_key_hosts,
+        complete_statuses=config.connectwise_complete_statuses,
+        no_show_statuses=config.connectwise_no_show_statuses,
+    )
+
+
+def _halopsa_source() -> Source:
+    from appointments.sources.halopsa import HaloPsaSource
+
+    config = settings()
+    return HaloPsaSource(
+        complete_status_id=config.halopsa_complete_status_id,
+        no_show_status_id=config.halopsa_no_show_status_id,
+        timezone=config.halopsa_timezone,
     )
 
 
@@ -226,7 +281,6 @@ def timezest_poller() -> TimeZestPoller:
     from appointments.adapters.sqs_queue import SqsEventQueue
     from appointments.adapters.timezest_api import TimeZestApi
     from appointments.adapters.vendor_http import VendorHttp
-    from appointments.errors import ConfigError
     from appointments.services.timezest_poller import PollPolicy, TimeZestPoller
 
     config = settings()

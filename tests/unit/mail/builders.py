@@ -18,7 +18,8 @@ from appointments.domain.model import (
     Status,
 )
 from appointments.domain.outbox import MailKind, OutboxMail
-from appointments.mail import Branding, RenderedMail, render
+from appointments.mail.branding import Branding
+from appointments.mail.render import RenderedMail, render
 from tests.factories import CATALOG, NOW, an_appointment
 
 BRAND = Branding(

@@ -10,8 +10,8 @@ import pytest
 from appointments.domain.appointment_types import AppointmentMode, AppointmentType, AppointmentTypeCatalog
 from appointments.domain.model import CancelledBy, Customer
 from appointments.domain.outbox import MailKind
-from appointments.mail import render
 from appointments.mail.ics import CRLF, escape_text, fold, param_value
+from appointments.mail.render import render
 from tests.factories import CATALOG
 from tests.unit.mail.builders import BRAND, COUPON, SECRETS, a_mail, an_appointment_to_mail, cancelled, rendered
 

@@ -11,8 +11,9 @@ from appointments.domain.appointment_types import AppointmentTypeCatalog
 from appointments.domain.model import CancelledBy, Customer, Links, Status, Technician, TicketRef
 from appointments.domain.outbox import MailKind
 from appointments.errors import UnknownAppointmentType
-from appointments.mail import Branding, render
+from appointments.mail.branding import Branding
 from appointments.mail.formatting import MAX_SUBJECT
+from appointments.mail.render import render
 from tests.factories import ALEX, CATALOG, DANA, SAM
 from tests.unit.mail.builders import (
     BRAND,

@@ -16,8 +16,8 @@ from markupsafe import escape
 
 from appointments.domain.model import Cancellation, CancelledBy, Customer, Links, Status, Technician, TicketRef
 from appointments.domain.outbox import MailKind
-from appointments.mail import render
 from appointments.mail.formatting import MAX_SUBJECT, one_line, paragraph_text
+from appointments.mail.render import render
 from tests.factories import CATALOG
 from tests.unit.mail.builders import BRAND, COUPON, a_mail, an_appointment_to_mail
 

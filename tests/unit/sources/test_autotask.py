@@ -15,7 +15,7 @@ from appointments.domain.events import EventKind
 from appointments.domain.model import Technician, TicketRef
 from appointments.errors import ConfigError, InvalidSignature, MalformedPayload, UnsupportedPayload
 from appointments.sources.autotask import AutotaskSource, autotask_escaped
-from appointments.sources.base import WebhookRequest
+from appointments.sources.base import SubscriptionEnded, WebhookRequest
 from tests.signing import one_byte_changed, sample
 
 if TYPE_CHECKING:
@@ -171,8 +171,10 @@ def test_an_unsigned_deactivated_notice_is_refused() -> None:
         SOURCE.verify(request, SECRET, NOW)
 
 
-def test_a_signed_deactivated_notice_changes_nothing() -> None:
-    assert parse_sample("ticket_deactivated") == ()
+def test_a_signed_deactivated_notice_is_the_subscription_ended_signal() -> None:
+    # Given the notice, signed; When it is parsed; Then no event, but the signal that Autotask gave up
+    with pytest.raises(SubscriptionEnded):
+        parse_sample("ticket_deactivated")
 
 
 # --- ticket status

@@ -6,10 +6,11 @@ them to appointments. Nothing here knows a vendor's payload shape.
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator
 from pydantic_core import to_json
 
 from appointments.domain.model import (
@@ -28,7 +29,7 @@ from appointments.domain.model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
 
@@ -195,6 +196,29 @@ class CanonicalEvent(Frozen):
     def stamp(self) -> Stamp:
         """Where the event stands among the events of its booking: the same whatever order they arrive in."""
         return Stamp(at=self.occurred_at, sequence=self.sequence or 0, tiebreak=self.delivery_id)
+
+
+# One queue message per entity of a delivery: its one event as an object, or its events in order as an array.
+# A delivery's events about one entity then travel (and are applied) all or none: a queue that takes part
+# of a batch can never leave half a delivery applied while the vendor is told 503 and may give up retrying.
+@functools.cache
+def _events_in_order() -> TypeAdapter[list[CanonicalEvent]]:
+    return TypeAdapter(list[CanonicalEvent])  # built on the first delivery of several events, not at import
+
+
+def queue_message(events: Sequence[CanonicalEvent]) -> str:
+    """The body of one queue message holding ``events`` (of one entity, in the delivery's order)."""
+    if len(events) == 1:
+        return events[0].model_dump_json()
+    return _events_in_order().dump_json(list(events)).decode()
+
+
+def events_of_message(body: str | bytes) -> list[CanonicalEvent]:
+    """The events of one queue message, in order (``ValidationError`` for a body that is neither shape)."""
+    text = body.decode() if isinstance(body, bytes) else body
+    if text.lstrip().startswith("["):
+        return _events_in_order().validate_json(text)
+    return [CanonicalEvent.model_validate_json(text)]
 
 
 def wait_key_for_ref(ref: ExternalRef) -> str:

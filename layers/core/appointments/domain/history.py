@@ -50,6 +50,19 @@ class Record(StrEnum):
     PSA_ECHO = "psa_echo"  # the PSA's webhook about a ticket status the write-back set: already applied
 
 
+# The records a dispatcher must see (the console's "Needs attention"): each one stamps the appointment's
+# ``attention_at``, so the list loads only appointments with such a record, not every one that changed.
+NEEDS_A_HUMAN = frozenset(
+    {
+        Record.AT_RISK,
+        Record.UNASSIGNED_AT_START,
+        Record.MAIL_FAILED,
+        Record.MAIL_BOUNCED,
+        Record.PSA_WRITEBACK_FAILED,
+    }
+)
+
+
 class HistoryEntry(Frozen):
     at: UtcDatetime
     actor: Actor

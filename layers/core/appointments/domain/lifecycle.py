@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from appointments.domain.history import Action, HistoryEntry, Record
+from appointments.domain.history import NEEDS_A_HUMAN, Action, HistoryEntry, Record
 from appointments.domain.model import (
     Actor,
     Answer,
@@ -448,8 +448,9 @@ def record_notice(
 def record(
     appointment: Appointment, fact: Record, *, at: datetime, actor: Actor, detail: Mapping[str, Any] | None = None
 ) -> Change:
-    """A history-only fact (a skipped event, an unmapped type): allowed in every status."""
-    after = evolve(appointment, at=at)
+    """A history-only fact (a skipped event, an unmapped type): allowed in every status. One a dispatcher
+    must see also stamps ``attention_at``."""
+    after = evolve(appointment, at=at, **({"attention_at": at} if fact in NEEDS_A_HUMAN else {}))
     entry = HistoryEntry(
         at=at,
         actor=actor,

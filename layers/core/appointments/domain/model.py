@@ -254,6 +254,9 @@ class Appointment(Frozen):
     rules_from: UtcDatetime | None = None
     # When the timed rules must look at this appointment next; None = nothing left to check.
     next_due_at: UtcDatetime | None = None
+    # When its latest record that needs a dispatcher was made (at risk, a mail failed, the PSA write failed:
+    # history.NEEDS_A_HUMAN); None = never. "Needs attention" loads only appointments with a recent one.
+    attention_at: UtcDatetime | None = None
     # Notices already sent, keyed by notice and start time, so a reschedule re-arms them.
     notices_sent: dict[str, UtcDatetime] = Field(default_factory=dict)
     # Per fact (time, technicians, status, check-in, each detail), the stamp of the change that last set it:

@@ -2,8 +2,9 @@
 
 Read cost is bounded: one listing of the appointments starting in ``[now - 2 days, now + 7 days)`` (the
 ``by_day`` index, every page), one ``load`` (state, history, mails) per appointment that may qualify (one
-changed in the last 2 days: every history entry is a new version, so an older ``updated_at`` means no
-recent record), and one page of the waiting (unmatched) events.
+whose ``attention_at`` says it got a record needing a human in the last 2 days: a dispatcher's console
+polls this every 10 s, so a busy day's ordinary changes must not each cost a read), and one page of the
+waiting (unmatched) events.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Attention:
             page = self._store.list_between(since, now + LOOK_AHEAD, PAGE, cursor)
             for appointment in page.items:
                 recorded: list[AttentionItem] = []
-                if appointment.updated_at >= since:  # it may have a record of the last 2 days
+                if appointment.attention_at is not None and appointment.attention_at >= since:
                     loads += 1
                     record = self._store.load(appointment.id)
                     recorded = self._from_history(record.appointment, record.history, since)

@@ -14,15 +14,15 @@ a canonical event a source could not build, or one naming a ref or ticket the st
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from appointments.domain.events import MAX_KEY_ID_BYTES, MAX_TECHNICIANS, fits_a_key
 from appointments.errors import InvalidSignature, PayloadTooLarge, UnknownSource, UnsupportedPayload
-from appointments.sources.base import unsupported
+from appointments.sources.base import SubscriptionEnded, unsupported
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from appointments.ports import Clock, EventQueue, SecretSource
     from appointments.sources.base import Source, WebhookRequest
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -42,6 +44,7 @@ class Accepted:
 
     source: str
     delivery_ids: tuple[str, ...]
+    subscription_ended: bool = False  # the vendor's own notice that it turned the subscription off
 
 
 class WebhookIngress:
@@ -53,7 +56,7 @@ class WebhookIngress:
         clock: Clock,
         catalog: AppointmentTypeCatalog,
     ) -> None:
-        self._sources = dict(sources)
+        self._sources = sources  # may build each source on first use (wiring): never copied
         self._secrets = secrets
         self._queue = queue
         self._clock = clock
@@ -62,7 +65,7 @@ class WebhookIngress:
     @property
     def sources(self) -> Mapping[str, Source]:
         """The sources taken, by name, as configured: what reads a vendor's payload (tests read samples so)."""
-        return MappingProxyType(self._sources)
+        return self._sources
 
     def accept(self, source_name: str, request: WebhookRequest) -> Accepted:
         source = self._sources.get(source_name)
@@ -78,6 +81,9 @@ class WebhookIngress:
             events = source.parse(request)
         except ValidationError as error:  # a canonical event the payload cannot make: never a 500
             raise unsupported(error, prefix="event") from None
+        except SubscriptionEnded:
+            logger.error("the vendor turned its webhook subscription off: re-enable it", extra={"vendor": source_name})
+            return Accepted(source=source_name, delivery_ids=(), subscription_ended=True)
         for event in events:
             _refuse_what_the_store_cannot_hold(event)
             if event.booking is not None and event.booking.type is not None:

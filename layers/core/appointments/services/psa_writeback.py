@@ -46,7 +46,7 @@ from appointments.ports import PsaNote
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from appointments.ports import AppointmentStore, Clock, PsaTickets
+    from appointments.ports import AppointmentRecord, AppointmentStore, Clock, PsaTickets
 
 logger = logging.getLogger(__name__)
 
@@ -126,18 +126,18 @@ class PsaWriteback:
         except VendorRefused as refused:
             gone = refused.status == 404
             reason = f"the ticket no longer exists in {plan.system}" if gone else f"{plan.system} refused the write"
-            self._record_failure(event, plan, f"{reason} ({refused.status})", 1)
+            self._record_failure(event, plan, f"{reason} ({refused.status})", 1, record)
             if gone:
                 return Written.TICKET_GONE
             raise PsaWritebackFailed(reason) from None
         except ConfigError as wrong:
             # A ticket id or status the PSA cannot hold (text where it takes numbers): retrying cannot help.
-            self._record_failure(event, plan, wrong.message, 1)
+            self._record_failure(event, plan, wrong.message, 1, record)
             raise PsaWritebackFailed(wrong.message) from None
         except _GaveUp as gave_up:
-            self._record_failure(event, plan, gave_up.reason, gave_up.attempts)
+            self._record_failure(event, plan, gave_up.reason, gave_up.attempts, record)
             raise PsaWritebackFailed(gave_up.reason) from None
-        self._record_written(event, plan, attempts)
+        self._record_written(event, plan, attempts, record)
         logger.info("written back", extra={**where, "system": plan.system, "attempts": attempts})
         return Written.WRITTEN
 
@@ -169,7 +169,9 @@ class PsaWriteback:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def _record_written(self, event: AppointmentEvent, plan: TicketWrite, attempts: int) -> None:
+    def _record_written(
+        self, event: AppointmentEvent, plan: TicketWrite, attempts: int, loaded: AppointmentRecord
+    ) -> None:
         detail = {
             "system": plan.system,
             "ticket": plan.ticket_id,
@@ -189,9 +191,11 @@ class PsaWriteback:
             statuses = {**appointment.psa_statuses, plan.system: plan.status}
             return lifecycle.Change(done.before, done.after.model_copy(update={"psa_statuses": statuses}), done.history)
 
-        self._commit(event.appointment.id, change)
+        self._commit(event.appointment.id, change, loaded)
 
-    def _record_failure(self, event: AppointmentEvent, plan: TicketWrite, reason: str, attempts: int) -> None:
+    def _record_failure(
+        self, event: AppointmentEvent, plan: TicketWrite, reason: str, attempts: int, loaded: AppointmentRecord
+    ) -> None:
         detail = {
             "system": plan.system,
             "ticket": plan.ticket_id,
@@ -219,15 +223,21 @@ class PsaWriteback:
             )
             return failed.with_mails(alert)
 
-        self._commit(event.appointment.id, change)
+        self._commit(event.appointment.id, change, loaded)
         logger.warning("write-back failed", extra={"event_id": event.event_id, "system": plan.system, "why": reason})
 
-    def _commit(self, appointment_id: str, build: Callable[[Any], lifecycle.Change | None]) -> None:
+    def _commit(
+        self, appointment_id: str, build: Callable[[Any], lifecycle.Change | None], loaded: AppointmentRecord
+    ) -> None:
+        """``build``'s change committed on the record ``handle`` loaded; reloaded only when someone else
+        committed meanwhile (the write to the PSA took seconds): one read per event, not two."""
+        record: AppointmentRecord | None = loaded
         for remaining in reversed(range(COMMIT_ATTEMPTS)):
-            try:
-                record = self._store.load(appointment_id)
-            except AppointmentNotFound:
-                return
+            if record is None:
+                try:
+                    record = self._store.load(appointment_id)
+                except AppointmentNotFound:
+                    return
             change = build(record)
             if change is None:
                 return
@@ -237,6 +247,7 @@ class PsaWriteback:
             except VersionConflict:
                 if remaining == 0:
                     raise
+                record = None
 
 
 _ACTOR = Actor(kind=ActorKind.SYSTEM, id="psa_writeback")

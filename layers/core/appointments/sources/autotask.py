@@ -4,9 +4,11 @@ Signed with ``X-Hook-Signature: sha1=<base64 HMAC-SHA1(secret, body)>``; there i
 freshness check. A delivery is told apart by webhook GUID, ticket id, sequence number and event time.
 Handled, for a ticket created or updated: ``Status`` moved to the COMPLETE status (``ticket.completed``) or
 to the configured NO-SHOW status (``ticket.no_show``), and ``AssignedResourceID`` sent (``ticket.assigned``;
-null = unassigned). Deliberately ignored (no event): other statuses, deletions, the ``Deactivated`` notice
-(it changes no appointment, and unsigned it never gets past ``verify``), entities other than tickets, and
-any action Autotask adds later. Autotask ids are tickets, linked through ``ticket``, never external refs.
+null = unassigned). Deliberately ignored (no event): other statuses, deletions, entities other than
+tickets, and any action Autotask adds later. The ``Deactivated`` notice Autotask posts to the callout's
+DeactivationUrl when it turns the callout off (after 25 failures in a row, or its owner deactivated) raises
+``SubscriptionEnded``: ops are alarmed at once rather than after the silent-source hours (unsigned, it never
+gets past ``verify``). Autotask ids are tickets, linked through ``ticket``, never external refs.
 
 Nothing is clipped: ids and the sequence number are integers of at most 2^63-1, the webhook GUID at most 100
 characters and the ticket number at most 100, so every delivery id, entity and store key built from them
@@ -28,6 +30,7 @@ from appointments.domain.model import Technician, TicketRef
 from appointments.errors import ConfigError, InvalidSignature, UnsupportedPayload
 from appointments.sources.base import (
     Lenient,
+    SubscriptionEnded,
     UtcTime,
     WebhookRequest,
     constant_time_equal,
@@ -43,6 +46,7 @@ SIGNATURE_HEADER = "X-Hook-Signature"
 SIGNATURE_PREFIX = "sha1="
 COMPLETE_STATUS_ID = "5"  # Autotask's system status "Complete", the same in every instance
 _HANDLED_ACTIONS = frozenset({"create", "update"})
+_DEACTIVATED = "deactivated"
 _TICKET_ENTITY = "ticket"
 _ENVELOPE_KEYS = ("Action", "Guid", "EntityType", "Id", "Fields", "EventTime", "SequenceNumber")
 _FIELD_KEYS = ("Status", "AssignedResourceID", "TicketNumber")
@@ -138,6 +142,8 @@ class AutotaskSource:
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
         document = _with_canonical_keys(load_json_object(request.body), _ENVELOPE_KEYS)
         notice = validated(_Notice, document)
+        if notice.Action.casefold() == _DEACTIVATED:
+            raise SubscriptionEnded
         if notice.Action.casefold() not in _HANDLED_ACTIONS:
             return ()
         if notice.EntityType is None:  # optional only in the notices ignored above, whose shape is not documented

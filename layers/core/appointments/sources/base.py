@@ -34,6 +34,11 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
 
+class SubscriptionEnded(Exception):
+    """A verified notice that the vendor turned this webhook subscription off (Autotask's ``Deactivated``):
+    acknowledged, changes nothing, counted apart from deliveries, and alarmed on."""
+
+
 class Source(Protocol):
     name: str
 
@@ -44,8 +49,9 @@ class Source(Protocol):
     def parse(self, request: WebhookRequest) -> tuple[CanonicalEvent, ...]:
         """Canonical events of a verified request; empty for an event type deliberately ignored.
 
-        Raise ``MalformedPayload`` (400) for a body that is not the vendor's JSON at all and
-        ``UnsupportedPayload`` (422, naming the field) for JSON of the wrong shape.
+        Raise ``MalformedPayload`` (400) for a body that is not the vendor's JSON at all,
+        ``UnsupportedPayload`` (422, naming the field) for JSON of the wrong shape, and ``SubscriptionEnded``
+        for the vendor's notice that it turned the subscription off.
         """
         ...
 
