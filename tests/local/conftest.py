@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 
 from localdev.clock import RunnerClock
@@ -113,3 +114,16 @@ def fixture_stack() -> Iterator[LocalRunner]:
     """A small template with schedules and an AWS_IAM API, which the product does not have yet."""
     with running(FIXTURES / "scheduled" / "template.yaml") as local:
         yield local
+
+
+def dead_letters(local: LocalRunner) -> int:
+    """Messages in every SQS dead-letter queue of the runner's stack: a load run must leave none."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    provisioned = local.runner.provisioned
+    total = 0
+    for logical_id in provisioned.dead_letter_queues:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=provisioned.physical[logical_id], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        total += int(attributes["ApproximateNumberOfMessages"])
+    return total

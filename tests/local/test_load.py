@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import boto3
-
 from appointments.domain.events import CanonicalEvent
 from appointments.domain.model import Appointment
 from appointments.sources.base import WebhookRequest
@@ -28,7 +26,7 @@ from appointments.sources.generic import GenericSource
 from localdev.signing import DEV_SECRETS, signature_headers
 from localdev.template import TEMPLATE
 from tests.convergence_oracle import Expected, expected
-from tests.local.conftest import OPS_TOKEN, START, LocalRunner, running
+from tests.local.conftest import OPS_TOKEN, START, LocalRunner, dead_letters, running
 
 APPOINTMENTS = int(os.environ.get("LOAD_APPOINTMENTS", "50"))  # make soak: 200 (1,000 webhooks) and more
 THREADS = int(os.environ.get("LOAD_THREADS", "8"))
@@ -138,18 +136,6 @@ def _detail(local: LocalRunner, appointment_id: str, auth: dict[str, str]) -> di
     return fields
 
 
-def _dead_letters(local: LocalRunner) -> int:
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    provisioned = local.runner.provisioned
-    total = 0
-    for logical_id in provisioned.dead_letter_queues:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=provisioned.physical[logical_id], AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        total += int(attributes["ApproximateNumberOfMessages"])
-    return total
-
-
 def _parsed(body: bytes) -> CanonicalEvent:
     [event] = GenericSource().parse(WebhookRequest(headers={}, body=body))
     return event
@@ -174,7 +160,7 @@ def test_parallel_shuffled_duplicated_webhooks_all_converge_with_nothing_lost() 
 
         # Then every webhook was acknowledged, nothing was dead-lettered, and each booking is one appointment
         assert [s.status for s in sent if s.status != 202] == []
-        assert _dead_letters(local) == 0
+        assert dead_letters(local) == 0
         wrong = []
         for n, bodies in distinct.items():
             found = _appointment(local, f"load-{n:05d}")

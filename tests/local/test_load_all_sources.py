@@ -45,7 +45,7 @@ from appointments.sources.generic import GenericSource
 from appointments.sources.halopsa import HaloPsaSource
 from localdev.signing import runner_webhook
 from localdev.template import TEMPLATE
-from tests.local.conftest import OPS_TOKEN, START, LocalRunner, running
+from tests.local.conftest import OPS_TOKEN, START, LocalRunner, dead_letters, running
 from tests.signing import sample
 
 if TYPE_CHECKING:
@@ -364,18 +364,6 @@ def table_items(local: LocalRunner) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def dead_letters(local: LocalRunner) -> int:
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    provisioned = local.runner.provisioned
-    total = 0
-    for logical_id in provisioned.dead_letter_queues:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=provisioned.physical[logical_id], AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        total += int(attributes["ApproximateNumberOfMessages"])
-    return total
 
 
 def ses_tag(value: str) -> str:
